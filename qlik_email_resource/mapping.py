@@ -1,0 +1,489 @@
+"""Desired state ↔ Qlik's wire format. Pure functions, no I/O.
+
+* ``normalize`` validates and normalises what the user declared (all problems at
+  once, each naming the property and the fix);
+* ``expand_put`` / ``expand_patch`` turn desired state into a PUT body or the
+  minimal JSON-Patch;
+* ``flatten`` turns a GET answer into outputs;
+* ``diff`` compares old state with new inputs.
+
+Python names (``server_port``) are the resource's; camelCase (``serverPort``) is Qlik's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BASIC_AUTH = "BasicAuth"
+MICROSOFT_365 = "Microsoft365"
+SERVICE_PROVIDERS = (BASIC_AUTH, MICROSOFT_365)
+SECURITY_TYPES = ("none", "StartTLS", "SSL/TLS")
+
+# Python input name -> Qlik field name, per provider.
+BASIC_FIELDS = {
+    "server_address": "serverAddress",
+    "server_port": "serverPort",
+    "security_type": "securityType",
+    "username": "username",
+    "email_address": "emailAddress",
+    "email_password": "emailPassword",
+    "sender_name": "senderName",
+}
+M365_FIELDS = {
+    "client_id": "clientId",
+    "client_secret": "clientSecret",
+    "email_address": "emailAddress",
+    "provider_tenant_id": "providerTenantId",
+}
+API_FIELDS = ("service_provider", *BASIC_FIELDS, *(k for k in M365_FIELDS if k not in BASIC_FIELDS))
+# The API never returns these; they live only in (secret) state.
+WRITE_ONLY = ("email_password", "client_secret")
+SECRET_INPUTS = ("email_password", "client_secret", "api_key")
+# Inputs that steer the provider rather than the tenant's configuration.
+CONTROL_INPUTS = ("tenant_url", "api_key", "verify_connection", "test_email_recipient")
+INPUTS = (*API_FIELDS, *CONTROL_INPUTS)
+# Read-only facts the API reports.
+STATUS_OUTPUTS = (
+    "tenant_id", "is_valid", "error_code", "auth_failures", "status_code",
+    "status_reason", "password_exists", "modification_time",
+)
+OUTPUTS = (*INPUTS, *STATUS_OUTPUTS)
+
+# The six paths the (deprecated) PATCH accepts; nothing else can be patched.
+PATCH_PATHS = {
+    "username": "/username",
+    "server_address": "/serverAddress",
+    "server_port": "/serverPort",
+    "security_type": "/securityType",
+    "email_address": "/emailAddress",
+    "email_password": "/emailPassword",
+}
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+$")
+_HOST = re.compile(r"^[A-Za-z0-9._:\-\[\]]+$")
+_SECURITY_NEAR_MISSES = {
+    "tls": None, "ssl": "SSL/TLS", "ssltls": "SSL/TLS", "ssl-tls": "SSL/TLS",
+    "ssl_tls": "SSL/TLS", "implicit": "SSL/TLS", "implicittls": "SSL/TLS", "smtps": "SSL/TLS",
+    "start-tls": "StartTLS", "start_tls": "StartTLS", "start tls": "StartTLS",
+    "starttls": "StartTLS", "explicit": "StartTLS", "off": "none", "plain": "none",
+    "false": "none", "no": "none", "": "none",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation failure: the property and a reason that says the fix."""
+
+    property: str
+    reason: str
+
+
+def _is_unknown(value: Any) -> bool:
+    # pulumi.output.Unknown during preview; checked by name to keep this module pure.
+    return type(value).__name__ == "Unknown"
+
+
+def unwrap_secret(value: Any) -> Any:
+    """The plain value of a Pulumi RPC secret wrapper (``{sig: secret, value: v}``)."""
+    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
+        return value.get("value")
+    return value
+
+
+def _suggest(name: str, choices: tuple[str, ...]) -> str:
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    if snake in choices:
+        return f" Did you mean {snake!r}? (inputs use snake_case)"
+    close = difflib.get_close_matches(snake, choices, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _security_problem(value: str, port: Any) -> str:
+    key = value.strip().lower()
+    guess = _SECURITY_NEAR_MISSES.get(key, "?")
+    allowed = "one of 'none', 'StartTLS' or 'SSL/TLS' (exact spelling)"
+    if guess is None or guess == "?":
+        if port == 465:
+            hint = " Port 465 means implicit TLS: use 'SSL/TLS'."
+        elif port == 587:
+            hint = " Port 587 means STARTTLS: use 'StartTLS'."
+        elif guess is None:
+            hint = (
+                " Use 'SSL/TLS' for implicit TLS (usually port 465) or 'StartTLS' for "
+                "STARTTLS (usually port 587)."
+            )
+        else:
+            hint = ""
+        return f"security_type {value!r} is not valid: use {allowed}.{hint}"
+    return f"security_type {value!r} is not valid: use {guess!r} ({allowed})."
+
+
+def _port(value: Any) -> tuple[int | None, str | None]:
+    """Ports arrive as floats from protobuf (465.0) and as strings from config."""
+    if isinstance(value, bool):
+        return None, f"server_port must be a number from 1 to 65535, got {value!r}."
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None, f"server_port must be a whole number, got {value!r}."
+        value = int(value)
+    elif isinstance(value, str):
+        if not value.strip().isdigit():
+            return None, f"server_port must be a number from 1 to 65535, got {value!r}."
+        value = int(value.strip())
+    if not isinstance(value, int):
+        return None, f"server_port must be a number from 1 to 65535, got {value!r}."
+    if not 1 <= value <= 65535:
+        return None, f"server_port {value} is out of range: use 1 to 65535 (e.g. 587 or 465)."
+    return value, None
+
+
+def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """Validate and normalise declared inputs; report every problem at once.
+
+    Unknown values (during preview) pass through unchecked. Secret wrappers are
+    unwrapped: the provider re-marks secret fields on the way out.
+    """
+    problems: list[Problem] = []
+    out: dict[str, Any] = {}
+    for key, raw in news.items():
+        if key.startswith("__"):
+            continue
+        if key not in INPUTS:
+            problems.append(Problem(key, f"{key!r} is not an input of TenantEmailConfig."
+                                    + _suggest(key, INPUTS)))
+            continue
+        value = unwrap_secret(raw)
+        if value is None or (isinstance(value, str) and value == "" and key not in WRITE_ONLY):
+            continue
+        out[key] = value
+
+    def known(key: str) -> bool:
+        return key in out and not _is_unknown(out[key])
+
+    for key in (*API_FIELDS, "tenant_url", "api_key", "test_email_recipient"):
+        if known(key) and key != "server_port" and not isinstance(out[key], str):
+            problems.append(Problem(key, f"{key} must be a string, got {type(out[key]).__name__}."))
+            del out[key]
+    for key in ("server_address", "username", "email_address", "client_id",
+                "provider_tenant_id", "tenant_url", "test_email_recipient"):
+        if known(key):
+            out[key] = out[key].strip()
+
+    provider = out.get("service_provider", BASIC_AUTH)
+    if known("service_provider"):
+        match = {p.lower(): p for p in SERVICE_PROVIDERS}.get(
+            provider.strip().lower().replace(" ", "").replace("_", "")
+        )
+        if match is None and provider.strip().lower() in ("m365", "o365", "office365", "azure"):
+            problems.append(Problem("service_provider", f"service_provider {provider!r} is not "
+                                    "valid: use 'Microsoft365'."))
+        elif match is None:
+            problems.append(Problem("service_provider", f"service_provider {provider!r} is not "
+                                    "valid: use 'BasicAuth' (SMTP) or 'Microsoft365'."))
+        provider = match or provider
+    out["service_provider"] = provider
+
+    if known("server_port"):
+        port, why = _port(out["server_port"])
+        if why:
+            problems.append(Problem("server_port", why))
+        else:
+            out["server_port"] = port
+    if known("security_type"):
+        value = out["security_type"]
+        canonical = {s.lower(): s for s in SECURITY_TYPES}.get(value.strip().lower())
+        if canonical is None:
+            port = out.get("server_port") if isinstance(out.get("server_port"), int) else None
+            problems.append(Problem("security_type", _security_problem(value, port)))
+        else:
+            out["security_type"] = canonical
+    for key in ("email_address", "test_email_recipient"):
+        if known(key) and not _EMAIL.match(out[key]):
+            problems.append(Problem(key, f"{key} {out[key]!r} is not an email address "
+                                    "(expected name@example.com)."))
+    if known("server_address"):
+        host = out["server_address"]
+        if "://" in host:
+            problems.append(Problem("server_address", f"server_address {host!r} must be a host "
+                                    "name or IP only: drop the scheme (e.g. smtp.example.com)."))
+        elif not _HOST.match(host):
+            problems.append(Problem("server_address", f"server_address {host!r} is not a host "
+                                    "name or IP address."))
+    if known("verify_connection") and not isinstance(out["verify_connection"], bool):
+        problems.append(Problem("verify_connection", "verify_connection must be true or false."))
+    if known("tenant_url"):
+        from qlik_email_resource.settings import normalize_tenant_url, tenant_url_problem
+
+        why = tenant_url_problem(out["tenant_url"])
+        if why:
+            problems.append(Problem("tenant_url", why))
+        else:
+            out["tenant_url"] = normalize_tenant_url(out["tenant_url"])
+    if "api_key" in out and "tenant_url" not in out:
+        problems.append(Problem("api_key", "api_key is set without tenant_url: a per-resource "
+                                "key needs its tenant_url (or use stack config qlik:apiKey)."))
+
+    if provider == BASIC_AUTH:
+        needed: tuple[str, ...] = (
+            "server_address", "server_port", "security_type", "email_address"
+        )
+        foreign = [k for k in M365_FIELDS if k not in BASIC_FIELDS]
+        for key in needed:
+            if key not in out:
+                problems.append(Problem(key, f"{key} is required for service_provider "
+                                        "'BasicAuth'."))
+        has_user, has_pw = "username" in out, "email_password" in out
+        if has_user and not has_pw:
+            problems.append(Problem("email_password", "email_password is required when username "
+                                    "is set (pass it as a secret)."))
+        if has_pw and not has_user:
+            problems.append(Problem("username", "username is required when email_password is set."))
+    elif provider == MICROSOFT_365:
+        needed = tuple(M365_FIELDS)
+        foreign = [k for k in BASIC_FIELDS if k not in M365_FIELDS]
+        for key in needed:
+            if key not in out:
+                problems.append(Problem(key, f"{key} is required for service_provider "
+                                        "'Microsoft365'."))
+    else:
+        foreign = []
+    for key in foreign:
+        if key in out:
+            problems.append(Problem(key, f"{key} does not apply to service_provider "
+                                    f"{provider!r}: remove it."))
+    return out, problems
+
+
+# --- expand: desired state -> request bodies ---------------------------------------------
+
+
+def _wire(value: Any, key: str) -> Any:
+    return int(value) if key == "server_port" and value is not None else value
+
+
+def expand_put(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body for a full replacement of the tenant's configuration."""
+    provider = desired.get("service_provider") or BASIC_AUTH
+    fields = M365_FIELDS if provider == MICROSOFT_365 else BASIC_FIELDS
+    config = {
+        qlik: _wire(desired[key], key)
+        for key, qlik in fields.items()
+        if desired.get(key) is not None
+    }
+    return {"serviceProvider": provider, "providerConfig": config}
+
+
+def changed_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """API fields whose desired value differs (write-only secrets compared as given)."""
+    changed = []
+    for key in API_FIELDS:
+        old, new = unwrap_secret(olds.get(key)), unwrap_secret(news.get(key))
+        if key == "service_provider":
+            old, new = old or BASIC_AUTH, new or BASIC_AUTH
+        if key == "server_port":
+            old = _as_int(old)
+            new = _as_int(new)
+        if old != new:
+            changed.append(key)
+    # A password the tenant lost (passwordExists false after a refresh) must be re-sent.
+    if (
+        "email_password" not in changed
+        and news.get("email_password")
+        and olds.get("password_exists") is False
+        and (news.get("service_provider") or BASIC_AUTH) == BASIC_AUTH
+    ):
+        changed.append("email_password")
+    return changed
+
+
+def _as_int(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def expand_patch(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The minimal JSON-Patch from ``olds`` to ``news``, or None when PATCH cannot say it.
+
+    PATCH knows six BasicAuth paths only: a change of sender_name, of any
+    Microsoft365 field or of the service provider needs a PUT.
+    """
+    if (news.get("service_provider") or BASIC_AUTH) != BASIC_AUTH:
+        return None
+    if (olds.get("service_provider") or BASIC_AUTH) != BASIC_AUTH:
+        return None
+    ops: list[dict[str, Any]] = []
+    for key in changed_fields(olds, news):
+        if key not in PATCH_PATHS:
+            return None
+        new = unwrap_secret(news.get(key))
+        if new is None:
+            ops.append({"op": "remove", "path": PATCH_PATHS[key]})
+        else:
+            ops.append({"op": "replace", "path": PATCH_PATHS[key], "value": _wire(new, key)})
+    return ops
+
+
+def expand_patch_full(desired: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Every set field as ``replace`` ops (a create through PATCH), or None when PATCH
+    cannot express the desired state (sender_name, Microsoft365)."""
+    if any(
+        desired.get(key) is not None
+        for key in API_FIELDS
+        if key not in PATCH_PATHS and key != "service_provider"
+    ):
+        return None
+    return expand_patch({}, {k: v for k, v in desired.items() if k != "sender_name"})
+
+
+# --- flatten: GET answer -> outputs ---------------------------------------------------
+
+
+def _num(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def is_configured(answer: Mapping[str, Any]) -> bool:
+    """Whether a GET answer describes a stored configuration (GET never 404s)."""
+    if answer.get("errorCode") == "CONFIG_NOT_SET":
+        return False
+    if answer.get("serviceProvider") in SERVICE_PROVIDERS:
+        return True
+    nested = answer.get("providerConfig")
+    nested = nested if isinstance(nested, Mapping) else {}
+    keys = ("serverAddress", "emailAddress", "clientId", "username")
+    return any(answer.get(k) or nested.get(k) for k in keys) or bool(answer.get("passwordExists"))
+
+
+def flatten(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """Outputs from a GET answer.
+
+    [I] Qlik has returned the SMTP fields flat at the top level (2023) and, since
+    2024-03, also inside ``providerConfig``: read both, nested first, and ignore
+    fields we do not know (real answers carry ``_id`` and more).
+    """
+    nested = answer.get("providerConfig")
+    nested = nested if isinstance(nested, Mapping) else {}
+    configured = is_configured(answer)
+
+    def pick(qlik: str) -> Any:
+        value = nested.get(qlik)
+        return answer.get(qlik) if value is None else value
+
+    provider = answer.get("serviceProvider")
+    if provider is None and configured:
+        provider = MICROSOFT_365 if pick("clientId") else BASIC_AUTH
+    out: dict[str, Any] = {"service_provider": provider}
+    fields = M365_FIELDS if provider == MICROSOFT_365 else BASIC_FIELDS
+    for key in (*BASIC_FIELDS, *M365_FIELDS):
+        if key in WRITE_ONLY:
+            continue
+        out[key] = pick(fields[key]) if key in fields else None
+    out["server_port"] = _num(out.get("server_port"))
+    status = answer.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    out.update(
+        tenant_id=answer.get("tenantId"),
+        is_valid=bool(answer.get("isValid", False)),
+        error_code=answer.get("errorCode"),
+        auth_failures=_num(answer.get("authFailures")),
+        status_code=_num(status.get("statusCode")),
+        status_reason=status.get("statusReason"),
+        password_exists=bool(answer.get("passwordExists", False)),
+        modification_time=answer.get("modificationTime") or answer.get("lastUpdated"),
+    )
+    return out
+
+
+def outputs(inputs: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """All inputs (secrets as given) overlaid with what the tenant reports."""
+    outs = {key: unwrap_secret(inputs.get(key)) for key in INPUTS}
+    live = flatten(answer)
+    for key, value in live.items():
+        # The tenant is the truth for what it stores; inputs it never echoes stay.
+        if key in API_FIELDS or key in STATUS_OUTPUTS:
+            outs[key] = value
+    _forget_lost_secrets(outs, live)
+    return outs
+
+
+def _forget_lost_secrets(values: dict[str, Any], live: Mapping[str, Any]) -> None:
+    # Write-only secrets cannot be read back: keep the known one while the tenant
+    # says it still has one; drop it when it says it has none.
+    if not live["password_exists"] or live["service_provider"] != BASIC_AUTH:
+        values["email_password"] = None
+    if live["service_provider"] != MICROSOFT_365:
+        values["client_secret"] = None
+
+
+def read_inputs(old: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs rebuilt from the live config, so a refresh shows console drift.
+
+    Write-only secrets cannot be read: keep the known one while the tenant says a
+    password exists, drop it when it says none does (``passwordExists: false``).
+    """
+    live = flatten(answer)
+    inputs = {key: unwrap_secret(old.get(key)) for key in INPUTS}
+    for key in API_FIELDS:
+        if key not in WRITE_ONLY:
+            inputs[key] = live.get(key)
+    _forget_lost_secrets(inputs, live)
+    return {k: v for k, v in inputs.items() if v is not None}
+
+
+# --- diff --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    changes: list[str]
+    replaces: list[str]
+
+
+def diff(
+    olds: Mapping[str, Any],
+    news: Mapping[str, Any],
+    *,
+    old_tenant: str | None = None,
+    new_tenant: str | None = None,
+) -> Diff:
+    """Which inputs changed and which force a replacement. Exact, local, no HTTP.
+
+    ``olds`` are the last outputs (live values after a refresh), ``news`` the
+    checked inputs. ``old_tenant``/``new_tenant`` are the resolved tenant URLs:
+    another tenant is another resource, so it replaces.
+    """
+    changes: list[str] = []
+    for key in INPUTS:
+        old, new = unwrap_secret(olds.get(key)), unwrap_secret(news.get(key))
+        if _is_unknown(new):
+            changes.append(key)
+            continue
+        if key == "service_provider":
+            old, new = old or BASIC_AUTH, new or BASIC_AUTH
+        if key == "server_port":
+            old, new = _as_int(old), _as_int(new)
+        if key == "verify_connection":
+            old, new = bool(old), bool(new)
+        if old != new:
+            changes.append(key)
+    if "email_password" not in changes and "email_password" in changed_fields(olds, news):
+        changes.append("email_password")
+    replaces: list[str] = []
+    if old_tenant is not None and new_tenant is not None and old_tenant != new_tenant:
+        replaces.append("tenant_url")
+        if "tenant_url" not in changes:
+            changes.append("tenant_url")
+    elif old_tenant is None and "tenant_url" in changes:
+        replaces.append("tenant_url")
+    return Diff(changes=changes, replaces=replaces)

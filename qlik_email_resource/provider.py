@@ -1,0 +1,255 @@
+"""The TenantEmailConfig lifecycle, one Transports API call sequence per step.
+
+========  =============================================================
+check     validate + normalise (no HTTP)
+diff      compare state with inputs (no HTTP)
+create    GET (adopt what is there), PUT the full config, GET
+update    PATCH the changed fields (or PUT), GET
+read      GET
+delete    DELETE (404 = already gone)
+========  =============================================================
+
+The instance is pickled into Pulumi state by reference and holds nothing
+there: credentials are resolved at call time (settings.py) from the resource's
+inputs, the provider configuration that ``configure()`` receives inside the
+provider process, or that process's environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from qlik_email_resource import mapping
+from qlik_email_resource.errors import QlikError, QlikNotFoundError, SmtpCheckError
+from qlik_email_resource.settings import PROVIDER_CONFIG_KEYS, Settings, resolve
+
+if TYPE_CHECKING:
+    from qlik_email_resource.client import QlikClient
+
+log = logging.getLogger("qlik_email_resource.provider")
+
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+# A tenant that answered "PATCH is gone" is written with PUT for the rest of the
+# process (one provider process serves one `pulumi up`).
+_PATCH_GONE: set[str] = set()
+_PATCH_GONE_STATUSES = (404, 405, 410)
+TEST_EMAIL_SUBJECT = "Qlik Cloud email configuration test"
+TEST_EMAIL_BODY = (
+    "This message was sent by qlik-email-resource to check the tenant's email configuration."
+)
+
+
+def _secret(value: Any) -> Any:
+    """Mark a value secret on the wire, so responses never carry it in the clear."""
+    if value is None:
+        return None
+    return {_SECRET_SIG: _SECRET_VALUE, "value": value}
+
+
+def _wire(props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _secret(value) if key in mapping.SECRET_INPUTS else value
+        for key, value in props.items()
+    }
+
+
+def _plain(props: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: mapping.unwrap_secret(value) for key, value in props.items() if key != "__provider"
+    }
+
+
+class TenantEmailConfigProvider(ResourceProvider):
+    """Dynamic provider for ``qlik:TenantEmailConfig``. Holds no credential when pickled."""
+
+    # Nothing secret is captured (tests/provider check the bytes), so the
+    # serialized provider need not be a secret that hides every diff.
+    serialize_as_secret_always = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Whatever configure() or a call stored (config, sessions, tokens) stays in
+        # this process: the pickle in state is the class reference and nothing else.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def configure(self, req: ConfigureRequest) -> None:
+        # Runs inside the provider process only, after unpickling: what is
+        # stored here never reaches state.
+        config = {key: req.config.get(key) for key in PROVIDER_CONFIG_KEYS}
+        self._config = {key: value for key, value in config.items() if value is not None}
+        level = os.environ.get("QLIK_LOG_LEVEL")
+        if level:
+            logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _settings(self, props: dict[str, Any]) -> Settings:
+        return resolve(props, getattr(self, "_config", {}))
+
+    def _client(self, props: dict[str, Any]) -> QlikClient:
+        from qlik_email_resource.client import QlikClient
+
+        settings = self._settings(props)
+        clients: dict[str, QlikClient] = self.__dict__.setdefault("_clients", {})
+        lock: threading.Lock = self.__dict__.setdefault("_lock", threading.Lock())
+        with lock:
+            client = clients.get(settings.cache_key())
+            if client is None:
+                client = clients[settings.cache_key()] = QlikClient(settings)
+        return client
+
+    def _tenant_of(self, props: dict[str, Any]) -> str | None:
+        try:
+            return self._settings(props).tenant_url
+        except QlikError:
+            return None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs, problems = mapping.normalize(news)
+        failures = [CheckFailure(p.property, p.reason) for p in problems]
+        return CheckResult(_wire(inputs), failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        olds, news = _plain(olds), _plain(news)
+        result = mapping.diff(
+            olds, news, old_tenant=self._tenant_of(olds), new_tenant=self._tenant_of(news)
+        )
+        return DiffResult(
+            changes=bool(result.changes),
+            replaces=result.replaces,
+            stables=["tenant_id"],
+            delete_before_replace=False,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        desired = _plain(props)
+        client = self._client(desired)
+        existing = client.get_config()
+        if mapping.is_configured(existing):
+            # The config is a singleton per tenant: adopt it (there is no `import`
+            # for Python dynamic resources) and overwrite it with the desired one.
+            log.info("adopting the existing email configuration of %s", client.settings.tenant_url)
+        self._write_full(client, desired)
+        answer = client.get_config()
+        self._after_apply(client, desired)
+        outs = mapping.outputs(desired, answer)
+        return CreateResult(_tenant_id(answer, client), _wire(outs))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        olds, desired = _plain(olds), _plain(news)
+        client = self._client(desired)
+        ops = mapping.expand_patch(olds, desired)
+        changed = mapping.changed_fields(olds, desired)
+        if changed:
+            method = self._write_method(client, ops)
+            if method == "patch" and ops is not None:
+                try:
+                    client.patch_config(ops)
+                except QlikError as exc:
+                    if exc.status not in _PATCH_GONE_STATUSES or (
+                        client.settings.write_method == "patch"
+                    ):
+                        raise
+                    log.warning(
+                        "%s answered %s to PATCH: switching to PUT for this tenant",
+                        client.settings.tenant_url, exc.status,
+                    )
+                    _PATCH_GONE.add(client.settings.tenant_url)
+                    self._put(client, desired)
+            else:
+                self._put(client, desired)
+        answer = client.get_config()
+        self._after_apply(client, desired)
+        return UpdateResult(_wire(mapping.outputs(desired, answer)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        old = _plain(props)
+        client = self._client(old)
+        answer = client.get_config()
+        if not mapping.is_configured(answer):
+            # Deleted outside Pulumi: an empty id tells the engine the resource is gone.
+            return ReadResult("", {}, {})
+        outs = mapping.outputs(old, answer)
+        inputs = mapping.read_inputs(old, answer)
+        return ReadResult(_tenant_id(answer, client) or id_, _wire(outs), _wire(inputs))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        client = self._client(_plain(props))
+        if not client.delete_config():
+            log.info("%s had no email configuration left to delete", client.settings.tenant_url)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _write_method(self, client: QlikClient, ops: list[dict[str, Any]] | None) -> str:
+        forced = client.settings.write_method
+        if forced == "put" or ops is None:
+            return "put"
+        if forced == "patch":
+            return "patch"
+        return "put" if client.settings.tenant_url in _PATCH_GONE else "patch"
+
+    def _write_full(self, client: QlikClient, desired: dict[str, Any]) -> None:
+        if client.settings.write_method == "patch":
+            ops = mapping.expand_patch_full(desired)
+            if ops is not None:
+                client.patch_config(ops)
+                return
+        self._put(client, desired)
+
+    def _put(self, client: QlikClient, desired: dict[str, Any]) -> None:
+        client.put_config(mapping.expand_put(desired))
+
+    def _after_apply(self, client: QlikClient, desired: dict[str, Any]) -> None:
+        if desired.get("verify_connection"):
+            result = client.verify_connection()
+            if not result.get("success", False):
+                raise SmtpCheckError(
+                    "The tenant saved the configuration but could not log in to the SMTP "
+                    f"server: {_smtp_message(result)}",
+                    operation="verify connection",
+                )
+        recipient = desired.get("test_email_recipient")
+        if recipient:
+            result = client.send_test_email(recipient, TEST_EMAIL_SUBJECT, TEST_EMAIL_BODY)
+            if not result.get("success", False):
+                raise SmtpCheckError(
+                    f"The test email to {recipient} was not sent: {_smtp_message(result)}",
+                    operation="send test email",
+                )
+
+
+def _smtp_message(result: dict[str, Any]) -> str:
+    message = str(result.get("message") or "no message from the SMTP server")[:300]
+    code = result.get("smtpResponseCode")
+    if result.get("connectionFailed"):
+        message = f"connection failed: {message}"
+    return f"{message} (SMTP {code})" if code else message
+
+
+def _tenant_id(answer: dict[str, Any], client: QlikClient) -> str:
+    tenant_id = answer.get("tenantId")
+    if isinstance(tenant_id, str) and tenant_id:
+        return tenant_id
+    raise QlikNotFoundError(
+        "The tenant did not report its tenantId after the write",
+        fix="Check that qlik:tenantUrl points at a Qlik Cloud tenant",
+    )
