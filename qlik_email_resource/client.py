@@ -114,11 +114,20 @@ class QlikClient:
         self.request("PATCH", EMAIL_CONFIG, json=ops, operation="update email config (PATCH)")
 
     def delete_config(self) -> bool:
-        """Delete the configuration; False when there was none (404)."""
+        """Delete the configuration; False when there was none.
+
+        Only Qlik's own "no email config" 404 (``DELETE-1``) means gone: a 404 for
+        an unknown tenant or path is a wrong tenant URL and must not drop state.
+        """
         response = self.request(
             "DELETE", EMAIL_CONFIG, operation="delete email config", ok_statuses=(404,)
         )
-        return response.status_code != 404
+        if response.status_code != 404:
+            return True
+        code = _first_error(response).get("code")
+        if code in (None, "DELETE-1"):
+            return False
+        raise self._error(response, "delete email config")
 
     def verify_connection(self) -> dict[str, Any]:
         return self._json(

@@ -1,0 +1,50 @@
+"""Fixtures: the provider host (real ``python -m pulumi.dynamic``) against the emulator."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+# The harness sits beside this file under a name unique in the repo.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from provider_harness import Lifecycle, start_server
+
+from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.testing.grpc_servers import ProviderServer
+
+
+@pytest.fixture(scope="session")
+def provider_server(qlik_emulator_session: Emulator) -> Iterator[ProviderServer]:
+    """The session's provider host, configured with tenant demo's API key (stack config)."""
+    demo = qlik_emulator_session.tenant("demo")
+    server = start_server(
+        qlik_emulator_session, {"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key}
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lifecycle(provider_server: ProviderServer, qlik_emulator: Emulator) -> Lifecycle:
+    return Lifecycle(provider_server)
+
+
+@pytest.fixture
+def server_factory(
+    qlik_emulator: Emulator,
+) -> Iterator[Callable[..., ProviderServer]]:
+    """Provider hosts with their own config/env (configure() runs once per process)."""
+    started: list[ProviderServer] = []
+
+    def factory(config: Mapping[str, str], **env: str) -> ProviderServer:
+        server = start_server(qlik_emulator, config, **env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
