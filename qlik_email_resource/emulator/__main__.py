@@ -49,11 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     # aiosmtpd's own per-command log is noisy and not ours to format.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    emu = Emulator(
-        tenants=args.tenants or ["demo"], port=args.port, state_file=args.state,
-        rate_limits=not args.no_rate_limits, https=not args.http,
-        smtp_delay=args.smtp_delay, token_ttl=args.token_ttl,
-    )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -62,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
+        emu = Emulator(
+            tenants=args.tenants or ["demo"], port=args.port, state_file=args.state,
+            rate_limits=not args.no_rate_limits, https=not args.http,
+            smtp_delay=args.smtp_delay, token_ttl=args.token_ttl,
+        )
         emu.start()
     except (OSError, ValueError) as exc:
         print(f"qlik-emulator: cannot start: {exc}", file=sys.stderr)

@@ -446,7 +446,8 @@ class Backend:
                 continue
             if "value" not in op:
                 raise input_error(f"{where}.value is required for {kind}")
-            changes.append(("set", name, _clean_field(f"{where}.value", name, op["value"])))
+            changes.append(("set", name, _clean_field(f"{where} value for {path}", name,
+                                                      op["value"])))
         with tenant.lock:
             old = tenant.config
             if old is not None and old.service_provider != "BasicAuth":
