@@ -227,7 +227,8 @@ def _report(
 ) -> None:
     message = f"TenantEmailConfig '{name}' fails {rule}: {problem} Fix: {fix}"
     for secret in _secret_values(props):
-        message = message.replace(secret, "[secret]")
+        # Case-insensitive: host names and URLs are printed lowercased.
+        message = re.sub(re.escape(secret), "[secret]", message, flags=re.IGNORECASE)
     report(message, urn)
 
 
@@ -352,7 +353,8 @@ def sender_domains(args: ResourceValidationArgs, report: ReportViolation) -> Non
     if not domains:
         return  # not configured: every sender passes
     address = prop(args.props, "email_address")
-    domain = parseaddr(str(address))[1].rpartition("@")[2] if address is not None else ""
+    mailbox = parseaddr(str(address))[1] if address is not None else ""
+    domain = mailbox.rpartition("@")[2] if "@" in mailbox else ""
     if domain and any(host_matches(domain, d) for d in domains):
         return
     shown = ", ".join(domains)
