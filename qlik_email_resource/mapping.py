@@ -131,7 +131,8 @@ def _port(value: Any) -> tuple[int | None, str | None]:
             return None, f"server_port must be a whole number, got {value!r}."
         value = int(value)
     elif isinstance(value, str):
-        if not value.strip().isdigit():
+        # isdigit() alone accepts "²", which int() rejects: ASCII digits only.
+        if not (value.strip().isascii() and value.strip().isdigit()):
             return None, f"server_port must be a number from 1 to 65535, got {value!r}."
         value = int(value.strip())
     if not isinstance(value, int):
@@ -348,7 +349,7 @@ def _num(value: Any) -> int | None:
         return None
     if isinstance(value, (int, float)) and float(value).is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return None
 

@@ -88,7 +88,11 @@ def normalize_tenant_url(url: str) -> str:
 
 def tenant_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a tenant URL, or None when it can."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port
+    except ValueError:  # "http://[" or a port that is not a number
+        parts = urlsplit("")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return (
             f"{url!r} is not a tenant URL: give the full https URL, "
