@@ -313,7 +313,7 @@ def port_matches_security(args: ResourceValidationArgs, report: ReportViolation)
     other = submission if expected == SSL_TLS else implicit
     fix = (
         f"set security_type to '{expected}', or keep {_shown(security)} and use "
-        f"port {_ports(other) or '(none configured)'}."
+        f"port {' or '.join(str(p) for p in other) or '(none configured)'}."
     )
     _report(report, args.props, args.name, PORT_MATCHES_SECURITY, problem, fix)
 
@@ -425,11 +425,11 @@ def credentials_present(args: ResourceValidationArgs, report: ReportViolation) -
     missing = [name for name in required if prop(args.props, name) is None]
     if not missing:
         return
-    problem = f"{provider} needs {', '.join(required)}; missing: {', '.join(missing)}."
-    fix = (
-        f"set {', '.join(missing)} (pass secrets from `pulumi config set --secret`), "
-        "or Qlik will store a configuration that cannot send mail."
+    problem = (
+        f"{provider} needs {', '.join(required)}; missing: {', '.join(missing)}, so Qlik "
+        "would store a configuration that cannot send mail."
     )
+    fix = f"set {', '.join(missing)} (secrets from `pulumi config set --secret`)."
     _report(report, args.props, args.name, CREDENTIALS_PRESENT, problem, fix)
 
 
