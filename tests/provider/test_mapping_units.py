@@ -1,0 +1,261 @@
+"""mapping.py alone: normalise/validate, expand (PUT body, JSON-Patch), flatten, diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qlik_email_resource import mapping
+
+BASE = {
+    "server_address": "smtp.example.com",
+    "server_port": 587,
+    "security_type": "StartTLS",
+    "email_address": "qlik@example.com",
+    "username": "bot",
+    "email_password": "pw-1",
+}
+
+hosts = st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5}){1,2}", fullmatch=True)
+emails = st.builds(lambda u, h: f"{u}@{h}", st.from_regex(r"[a-z][a-z0-9.]{0,8}", fullmatch=True),
+                   hosts).filter(lambda e: ".@" not in e)
+secrets_ = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
+                   max_size=20)
+basic_states = st.fixed_dictionaries(
+    {
+        "server_address": hosts,
+        "server_port": st.integers(1, 65535),
+        "security_type": st.sampled_from(mapping.SECURITY_TYPES),
+        "email_address": emails,
+        "username": st.text(min_size=1, max_size=10).map(str.strip).filter(bool),
+        "email_password": secrets_,
+    }
+)
+
+
+def qlik_view(state: dict[str, Any]) -> dict[str, Any]:
+    """What a PATCH-able document holds for a state (Qlik field names)."""
+    return {
+        mapping.BASIC_FIELDS[k]: v for k, v in state.items()
+        if k in mapping.PATCH_PATHS and v is not None
+    }
+
+
+# --- normalise / validate ------------------------------------------------------------------
+
+
+@given(st.integers(1, 65535), st.sampled_from(["float", "int", "str"]))
+def test_ports_normalise_to_int(port: int, form: str) -> None:
+    raw: Any = {"float": float(port), "int": port, "str": str(port)}[form]
+    out, problems = mapping.normalize({**BASE, "server_port": raw})
+    assert problems == []
+    assert out["server_port"] == port and type(out["server_port"]) is int
+
+
+@given(st.one_of(st.integers(max_value=0), st.integers(min_value=65536),
+                 st.floats(allow_nan=True).filter(lambda f: not float(f).is_integer())))
+def test_bad_ports_are_reported(port: Any) -> None:
+    _, problems = mapping.normalize({**BASE, "server_port": port})
+    assert [p.property for p in problems] == ["server_port"]
+
+
+@given(basic_states)
+def test_normalise_is_idempotent(state: dict[str, Any]) -> None:
+    once, problems = mapping.normalize(state)
+    assert problems == []
+    twice, again = mapping.normalize(once)
+    assert (twice, again) == (once, [])
+
+
+def test_security_type_case_is_normalised_and_near_misses_suggested() -> None:
+    for raw, want in (("starttls", "StartTLS"), ("ssl/tls", "SSL/TLS"), ("NONE", "none")):
+        out, problems = mapping.normalize({**BASE, "security_type": raw})
+        assert problems == [] and out["security_type"] == want
+    cases = {
+        ("tls", 465): "use 'SSL/TLS'",
+        ("tls", 587): "use 'StartTLS'",
+        ("tls", 2525): "'SSL/TLS' for implicit TLS",
+        ("ssl", 2525): "use 'SSL/TLS'",
+        ("start-tls", 2525): "use 'StartTLS'",
+        ("bogus", 2525): "one of 'none', 'StartTLS' or 'SSL/TLS'",
+    }
+    for (raw, port), hint in cases.items():
+        _, problems = mapping.normalize({**BASE, "security_type": raw, "server_port": port})
+        assert len(problems) == 1 and hint in problems[0].reason, (raw, problems)
+
+
+def test_all_problems_reported_at_once() -> None:
+    _, problems = mapping.normalize({
+        "service_provider": "Microsoft365", "server_address": "x", "email_address": "nope",
+        "clientId": "abc",
+    })
+    by_prop = {p.property: p.reason for p in problems}
+    assert set(by_prop) == {
+        "clientId", "client_id", "client_secret", "provider_tenant_id", "email_address",
+        "server_address",
+    }
+    assert "Did you mean 'client_id'" in by_prop["clientId"]
+    assert "does not apply to service_provider 'Microsoft365'" in by_prop["server_address"]
+
+
+def test_secrets_and_unknowns_pass_through() -> None:
+    wrapped = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+               "value": "pw"}
+
+    class Unknown:  # the shape pulumi.output.Unknown has during preview
+        pass
+
+    out, problems = mapping.normalize({**BASE, "email_password": wrapped,
+                                       "server_address": Unknown()})
+    assert problems == []
+    assert out["email_password"] == "pw"
+    assert type(out["server_address"]).__name__ == "Unknown"
+
+
+def test_tenant_url_and_api_key_rules() -> None:
+    _, problems = mapping.normalize({**BASE, "api_key": "k"})
+    assert [p.property for p in problems] == ["api_key"]
+    for bad in ("tenant.eu.qlikcloud.com", "http://tenant.eu.qlikcloud.com",
+                "https://tenant.eu.qlikcloud.com/api/v1"):
+        _, problems = mapping.normalize({**BASE, "tenant_url": bad})
+        assert [p.property for p in problems] == ["tenant_url"], bad
+    out, problems = mapping.normalize({**BASE, "tenant_url": "https://t.eu.qlikcloud.com/"})
+    assert problems == [] and out["tenant_url"] == "https://t.eu.qlikcloud.com"
+
+
+# --- expand -------------------------------------------------------------------------------
+
+
+@given(basic_states, basic_states, st.sets(st.sampled_from(sorted(mapping.PATCH_PATHS))))
+def test_patch_takes_old_document_to_new(
+    old: dict[str, Any], other: dict[str, Any], changed: set[str]
+) -> None:
+    new = {**old, **{k: other[k] for k in changed}}
+    ops = mapping.expand_patch(old, new)
+    assert ops is not None
+    # minimal: one op per field that really differs, nothing else
+    assert {op["path"] for op in ops} == {
+        mapping.PATCH_PATHS[k] for k in changed if old[k] != other[k]
+    }
+    assert jsonpatch.apply_patch(qlik_view(old), ops) == qlik_view(new)
+    assert all(isinstance(op.get("value"), int) for op in ops if op["path"] == "/serverPort")
+
+
+@given(basic_states)
+def test_patch_removes_unset_fields(old: dict[str, Any]) -> None:
+    new = {k: v for k, v in old.items() if k not in ("username", "email_password")}
+    ops = mapping.expand_patch(old, new)
+    assert ops is not None
+    assert jsonpatch.apply_patch(qlik_view(old), ops) == qlik_view(new)
+
+
+def test_patch_cannot_express_put_only_changes() -> None:
+    assert mapping.expand_patch(BASE, {**BASE, "sender_name": "Reports"}) is None
+    m365 = {"service_provider": "Microsoft365", "client_id": "c", "client_secret": "s",
+            "provider_tenant_id": "p", "email_address": "a@example.com"}
+    assert mapping.expand_patch(BASE, m365) is None
+    assert mapping.expand_patch(m365, {**m365, "client_secret": "t"}) is None
+    assert mapping.expand_patch(BASE, BASE) == []
+
+
+@given(basic_states, st.one_of(st.none(), st.text(min_size=1, max_size=10)))
+def test_put_body_carries_every_declared_field(state: dict[str, Any], sender: str | None) -> None:
+    body = mapping.expand_put({**state, "sender_name": sender, "tenant_url": "https://x"})
+    assert body["serviceProvider"] == "BasicAuth"
+    config = body["providerConfig"]
+    assert config["emailPassword"] == state["email_password"]
+    assert config["serverPort"] == state["server_port"]
+    assert ("senderName" in config) == (sender is not None)
+    assert set(config) <= set(mapping.BASIC_FIELDS.values())
+
+
+def test_put_body_for_microsoft365() -> None:
+    body = mapping.expand_put({"service_provider": "Microsoft365", "client_id": "c",
+                               "client_secret": "s", "provider_tenant_id": "p",
+                               "email_address": "a@example.com", "server_port": 25})
+    assert body == {"serviceProvider": "Microsoft365", "providerConfig": {
+        "clientId": "c", "clientSecret": "s", "providerTenantId": "p",
+        "emailAddress": "a@example.com"}}
+
+
+# --- flatten --------------------------------------------------------------------------------
+
+ANSWER_FLAT = {
+    "_id": "64c03b868a37cb93b4529c89", "serverAddress": "email-smtp.eu-west-2.amazonaws.com",
+    "serverPort": 2465, "securityType": "SSL/TLS", "emailAddress": "qlik@mydomain.com",
+    "modificationTime": "2023-07-25T21:16:38.271Z", "tenantId": "BL4tTJ4S7xrHTcq0zQxQrJ5qB1_Q6cSo",
+    "isValid": True, "authFailures": 0, "status": {"statusCode": 0, "statusReason": "OK"},
+    "username": "SKIARX3IRHQ7J3ZLGABC", "passwordExists": True,
+}
+
+
+def test_flatten_tutorial_answer_with_unknown_fields() -> None:
+    out = mapping.flatten({**ANSWER_FLAT, "somethingNew": {"x": 1}})
+    assert out["service_provider"] == "BasicAuth"
+    assert out["server_port"] == 2465 and out["security_type"] == "SSL/TLS"
+    assert out["tenant_id"] == "BL4tTJ4S7xrHTcq0zQxQrJ5qB1_Q6cSo"
+    assert (out["status_code"], out["status_reason"]) == (0, "OK")
+    assert out["password_exists"] is True and "email_password" not in out
+
+
+def test_flatten_prefers_nested_provider_config() -> None:
+    answer = {"serviceProvider": "BasicAuth", "serverPort": 25.0, "passwordExists": False,
+              "providerConfig": {"serverPort": 587.0, "senderName": "Reports",
+                                 "serverAddress": "smtp.example.com"}}
+    out = mapping.flatten(answer)
+    assert out["server_port"] == 587 and out["sender_name"] == "Reports"
+    m365 = mapping.flatten({"serviceProvider": "Microsoft365", "providerConfig": {
+        "clientId": "c", "providerTenantId": "p", "emailAddress": "a@example.com"}})
+    assert (m365["client_id"], m365["provider_tenant_id"]) == ("c", "p")
+    assert m365["server_address"] is None
+
+
+def test_empty_answer_is_not_configured() -> None:
+    assert not mapping.is_configured({"isValid": False, "passwordExists": False})
+    assert not mapping.is_configured({"isValid": False, "passwordExists": False,
+                                      "errorCode": "CONFIG_NOT_SET", "tenantId": "x"})
+    assert mapping.is_configured(ANSWER_FLAT)
+
+
+def test_read_inputs_drop_a_lost_password() -> None:
+    old = {**BASE, "tenant_url": "https://t.example.com"}
+    gone = mapping.read_inputs(old, {**ANSWER_FLAT, "passwordExists": False})
+    assert "email_password" not in gone and gone["tenant_url"] == "https://t.example.com"
+    kept = mapping.read_inputs(old, ANSWER_FLAT)
+    assert kept["email_password"] == "pw-1" and kept["server_port"] == 2465
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+
+@given(basic_states)
+def test_diff_of_same_state_is_empty(state: dict[str, Any]) -> None:
+    olds = {**state, "server_port": float(state["server_port"]), "password_exists": True}
+    assert mapping.diff(olds, state).changes == []
+
+
+@given(basic_states, basic_states, st.sampled_from(sorted(mapping.PATCH_PATHS)))
+def test_diff_names_exactly_the_changed_field(
+    old: dict[str, Any], other: dict[str, Any], key: str
+) -> None:
+    new = {**old, key: other[key]}
+    want = [key] if old[key] != other[key] else []
+    assert mapping.diff({**old, "password_exists": True}, new).changes == want
+
+
+def test_diff_replaces_only_on_another_tenant() -> None:
+    d = mapping.diff(BASE, {**BASE, "tenant_url": "https://b"}, old_tenant="https://a",
+                     new_tenant="https://b")
+    assert d.replaces == ["tenant_url"]
+    same = mapping.diff(BASE, {**BASE, "tenant_url": "https://a"}, old_tenant="https://a",
+                        new_tenant="https://a")
+    assert same.replaces == [] and same.changes == ["tenant_url"]
+
+
+def test_lost_password_is_a_change() -> None:
+    olds = {**BASE, "email_password": None, "password_exists": False}
+    assert "email_password" in mapping.diff(olds, BASE).changes
+    assert mapping.changed_fields(olds, BASE) == ["email_password"]
