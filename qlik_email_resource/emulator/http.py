@@ -63,7 +63,9 @@ def json_response(data: Any, status: int = 200,
 
 
 def no_content() -> Response:
-    return Response(status=204)
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
 
 
 class RequestLog:
@@ -252,7 +254,8 @@ def _json_body(request: Request) -> Any:
         raise QlikError(400, "INPUTCHECK-1", "Request body is required (JSON)")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[...", nested deeper than the parser goes.
         raise QlikError(400, "INPUTCHECK-1", "Request body is not valid JSON") from None
 
 
