@@ -96,7 +96,7 @@ class EmailConfig:
 
     service_provider: str
     fields: dict[str, Any]
-    secret: str | None
+    secret: str | None = field(repr=False)
     id: str = field(default_factory=lambda: secrets.token_hex(12))
     modification_time: str = field(default_factory=now_iso)
     auth_failures: int = 0

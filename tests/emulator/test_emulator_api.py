@@ -480,3 +480,23 @@ def test_set_config_out_of_band(qlik_emulator, api):
     assert got["serverAddress"] == "smtp.console.example"
     assert got["passwordExists"] is False
     assert got["isValid"] is True
+
+
+def test_logs_never_carry_secrets(qlik_emulator, qlik_tenant, api, h, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    body = h.basic_config(qlik_emulator)
+    api.put(body)
+    api.put(h.basic_config(qlik_emulator, password="wrong-pass-777"))
+    api.action("verify-connection")
+    api.action("send-test-email", {"recipient": "r@example.com"})
+    token = requests.post(qlik_tenant.url + "/oauth/token", json={
+        "client_id": qlik_tenant.client_id, "client_secret": qlik_tenant.client_secret,
+        "grant_type": "client_credentials"}, verify=qlik_emulator.ca_file, timeout=10
+    ).json()["access_token"]
+    h.Api(qlik_emulator, qlik_tenant, token=token).get()
+    assert "PUT /api/v1/transports/email-config 204" in caplog.text
+    for secret in (qlik_tenant.api_key, qlik_tenant.client_secret, token, "wrong-pass-777",
+                   body["providerConfig"]["emailPassword"]):
+        assert secret not in caplog.text
