@@ -167,6 +167,17 @@ def resolve(
         raise QlikConfigurationError(problem, fix="Fix qlik:tenantUrl or tenant_url")
     if own_tenant and resource.get("api_key"):
         api_key, client_id, client_secret = resource["api_key"], None, None
+    elif own_tenant and normalize_tenant_url(str(tenant_url)) != normalize_tenant_url(
+        str(_pick("tenant_url", {}, config, env) or "")
+    ):
+        raise QlikConfigurationError(
+            f"tenant_url {normalize_tenant_url(str(tenant_url))} is not the stack's tenant "
+            "and the resource has no api_key",
+            fix=(
+                "Pass that tenant's own key as the resource's api_key (a secret): the "
+                "stack's credentials are never sent to another tenant"
+            ),
+        )
     else:
         api_key = _pick("api_key", resource, config, env)
         client_id = _pick("client_id", {}, config, env)
