@@ -250,6 +250,9 @@ def _bearer(request: Request) -> str | None:
 
 def _json_body(request: Request) -> Any:
     raw = request.get_data(cache=True)  # raises RequestEntityTooLarge over MAX_BODY
+    if len(raw) >= MAX_BODY:
+        # A chunked body is cut at the cap instead of raising: treat reaching it as too big.
+        raise QlikError(413, "HTTP-413", "Request body too large")
     if not raw.strip():
         raise QlikError(400, "INPUTCHECK-1", "Request body is required (JSON)")
     try:

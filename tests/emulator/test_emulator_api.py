@@ -500,3 +500,27 @@ def test_logs_never_carry_secrets(qlik_emulator, qlik_tenant, api, h, caplog):
     for secret in (qlik_tenant.api_key, qlik_tenant.client_secret, token, "wrong-pass-777",
                    body["providerConfig"]["emailPassword"]):
         assert secret not in caplog.text
+
+
+def test_silent_and_garbage_clients_do_not_block_others(qlik_emulator, api):
+    import socket
+    from urllib.parse import urlsplit
+
+    port = urlsplit(qlik_emulator.api_url).port
+    silent = socket.create_connection(("127.0.0.1", port))  # never shakes hands
+    garbage = socket.create_connection(("127.0.0.1", port))
+    garbage.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP on the TLS port
+    try:
+        assert api.get().status_code == 200
+    finally:
+        silent.close()
+        garbage.close()
+
+
+def test_chunked_huge_body_is_413(api, h):
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    resp = api.call("PUT", data=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
