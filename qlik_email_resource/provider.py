@@ -34,7 +34,12 @@ from pulumi.dynamic import (
 )
 
 from qlik_email_resource import mapping
-from qlik_email_resource.errors import QlikError, QlikNotFoundError, SmtpCheckError
+from qlik_email_resource.errors import (
+    QlikError,
+    QlikNotFoundError,
+    QlikPatchUnsupportedError,
+    SmtpCheckError,
+)
 from qlik_email_resource.settings import PROVIDER_CONFIG_KEYS, Settings, resolve
 
 if TYPE_CHECKING:
@@ -163,11 +168,9 @@ class TenantEmailConfigProvider(ResourceProvider):
             method = self._write_method(client, ops)
             if method == "patch" and ops is not None:
                 try:
-                    client.patch_config(ops)
-                except QlikError as exc:
-                    if exc.status not in _PATCH_GONE_STATUSES or (
-                        client.settings.write_method == "patch"
-                    ):
+                    self._patch(client, ops)
+                except QlikPatchUnsupportedError as exc:
+                    if client.settings.write_method == "patch":
                         raise
                     log.warning(
                         "%s answered %s to PATCH: switching to PUT for this tenant",
@@ -211,9 +214,20 @@ class TenantEmailConfigProvider(ResourceProvider):
         if client.settings.write_method == "patch":
             ops = mapping.expand_patch_full(desired)
             if ops is not None:
-                client.patch_config(ops)
+                self._patch(client, ops)
                 return
         self._put(client, desired)
+
+    def _patch(self, client: QlikClient, ops: list[dict[str, Any]]) -> None:
+        try:
+            client.patch_config(ops)
+        except QlikError as exc:
+            if exc.status not in _PATCH_GONE_STATUSES:
+                raise
+            raise QlikPatchUnsupportedError(
+                status=exc.status, code=exc.code, title=exc.title,
+                operation="update email config (PATCH)",
+            ) from None
 
     def _put(self, client: QlikClient, desired: dict[str, Any]) -> None:
         client.put_config(mapping.expand_put(desired))

@@ -295,7 +295,8 @@ def test_write_method_patch_creates_with_patch(
     with pytest.raises(grpc.RpcError) as info:
         lifecycle.up(basic_props(qlik_emulator))
     text = last_line(str(info.value.details()))
-    assert "HTTP 405" in text
+    assert "QlikPatchUnsupportedError" in text and "HTTP 405" in text
+    assert "no longer accepts PATCH" in text and "qlik:writeMethod" in text
 
 
 def test_bad_write_method(server_factory: Callable[..., ProviderServer],
