@@ -337,7 +337,7 @@ class Backend:
         if cfg.service_provider == "BasicAuth":
             # The flat fields are the pre-2024 shape that the tutorial still shows.
             for name in ("serverAddress", "serverPort", "securityType", "emailAddress",
-                         "username"):
+                         "username", "senderName"):
                 if cfg.fields.get(name) is not None:
                     out[name] = cfg.fields[name]
         out.update({

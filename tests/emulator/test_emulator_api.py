@@ -51,14 +51,15 @@ def test_put_basic_auth_then_get(qlik_emulator, api, h):
     pc = {k: v for k, v in body["providerConfig"].items() if k != "emailPassword"}
     assert got["providerConfig"] == pc
     assert got["serviceProvider"] == "BasicAuth"
-    assert got["senderName"] if "senderName" in got else got["providerConfig"]["senderName"]
+    assert got["senderName"] == got["providerConfig"]["senderName"] == "Qlik Emulator"
     assert got["passwordExists"] is True
     assert got["isValid"] is True and got["errorCode"] == "OK"
     assert got["authFailures"] == 0
     assert got["status"] == {"statusCode": 0, "statusReason": "OK"}
     assert got["tenantId"] == api.tenant.tenant_id
     assert got["modificationTime"] == got["lastUpdated"]
-    for flat in ("serverAddress", "serverPort", "securityType", "emailAddress", "username"):
+    for flat in ("serverAddress", "serverPort", "securityType", "emailAddress", "username",
+                 "senderName"):
         assert got[flat] == pc[flat]
     assert body["providerConfig"]["emailPassword"] not in api.get().text
 
