@@ -259,13 +259,10 @@ class QlikClient:
         return data if isinstance(data, dict) else {"value": data}
 
     def _error(self, response: requests.Response, operation: str | None) -> QlikError:
-        retries = 0
-        raw = getattr(response, "raw", None)
-        history = getattr(getattr(raw, "retries", None), "history", ()) or ()
-        retries = len(history)
-        errors = _errors(response)
+        # urllib3 keeps the retry history on the raw response: say how hard we tried.
+        history = getattr(getattr(response.raw, "retries", None), "history", None) or ()
         return error_for_status(
-            response.status_code, errors, operation=operation, retries=retries
+            response.status_code, _errors(response), operation=operation, retries=len(history)
         )
 
     def _transport_error(self, exc: requests.RequestException, operation: str | None) -> QlikError:
