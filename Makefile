@@ -19,6 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --explicit-package-bases policies/rules.py policies/__main__.py
 
 test: lint
 	$(BIN)/python -m pytest -q
