@@ -1,0 +1,335 @@
+"""The engine's per-resource step logic, as a ``pulumi.runtime.Mocks``.
+
+Each registration the program makes lands in ``new_resource``. Dynamic resources
+go to the real dynamic-provider server exactly as the engine sends them:
+secrets unwrapped (the dynamic host answers ``acceptSecrets=False``), ``Check``
+against the previous inputs, ``Diff`` against the previous outputs, then
+``Create``/``Update`` (or replace) unless this is a preview. Everything else
+gets its inputs back, as under ``pulumi up`` with no provider to ask.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from pulumi.runtime import Mocks
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+from pulumi.runtime.proto import analyzer_pb2, provider_pb2
+
+from qlik_email_resource.testing.grpc_servers import (
+    AnalyzerServer,
+    ProviderServer,
+    from_struct,
+    to_struct,
+)
+from qlik_email_resource.testing.results import OfflineRunError, Step, Violation
+from qlik_email_resource.testing.state import (
+    ResourceState,
+    StackState,
+    rewrap,
+    secret_keys,
+    unwrap_all,
+)
+
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
+PROVIDER_KEY = "__provider"
+RPC_TIMEOUT = 300.0
+
+
+def engine_urn(stack: str, project: str, type_: str, name: str) -> str:
+    # The engine's URN for a top-level resource. MockMonitor's own URN prefixes the
+    # Stack type ("pulumi:pulumi:Stack$..."), which the real engine does not.
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def provider_error(action: str, urn: str, exc: grpc.RpcError) -> OfflineRunError:
+    """The provider's own message (last traceback line), not the whole traceback."""
+    details = (exc.details() or "") if hasattr(exc, "details") else str(exc)
+    lines = [line for line in details.strip().splitlines() if line.strip()]
+    message = lines[-1].strip() if lines else f"gRPC {exc.code() if hasattr(exc, 'code') else ''}"
+    return OfflineRunError(f"{action} of {urn} failed in the provider: {message}")
+
+
+def analyzer_error(urn: str, exc: grpc.RpcError) -> OfflineRunError:
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return OfflineRunError(
+        f"the policy pack failed while analyzing {urn or 'the stack'}: {details}; "
+        "fix the policy (or the inputs it cannot read)"
+    )
+
+
+def violations_from(
+    diagnostics: list[analyzer_pb2.AnalyzeDiagnostic], urn: str = ""
+) -> list[Violation]:
+    return [
+        Violation(
+            policy=d.policyName,
+            level=analyzer_pb2.EnforcementLevel.Name(d.enforcementLevel).lower(),
+            message=d.message,
+            urn=d.urn or urn,
+        )
+        for d in diagnostics
+    ]
+
+
+def changed_fields(
+    old_outputs: Mapping[str, Any], old_inputs: Mapping[str, Any], news: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """Declared fields whose new value differs from what the provider last reported."""
+    keys = (set(news) | set(old_inputs)) - {PROVIDER_KEY}
+    return tuple(
+        sorted(k for k in keys if old_outputs.get(k, old_inputs.get(k)) != news.get(k))
+    )
+
+
+@dataclass
+class Registration:
+    """What the program registered, for AnalyzeStack and for the new state."""
+
+    resource: ResourceState
+    step: Step
+
+
+class EngineMocks(Mocks):
+    """Provider-backed mocks for one pass of the program (preview or apply)."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        stack: str,
+        prior: StackState,
+        preview: bool,
+        provider: Callable[[], ProviderServer],
+        analyzers: list[AnalyzerServer],
+    ) -> None:
+        self.project = project
+        self.stack = stack
+        self.prior = prior.by_urn()
+        self.preview = preview
+        self._provider = provider
+        self.analyzers = analyzers
+        self.registrations: list[Registration] = []
+        self.violations: list[Violation] = []
+        self.errors: list[OfflineRunError] = []
+        self.pending_deletes: list[ResourceState] = []
+        self._lock = threading.Lock()
+
+    # -- pulumi.runtime.Mocks -------------------------------------------------------
+
+    def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        error = OfflineRunError(
+            f"the program invokes {args.token}; the offline runner has no provider for "
+            "invokes. Run it with the Pulumi CLI, or keep invokes out of this program"
+        )
+        self._fail(error)
+        raise error
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        urn = engine_urn(self.stack, self.project, args.typ, args.name)
+        try:
+            with self._lock:
+                if any(r.resource.urn == urn for r in self.registrations):
+                    raise OfflineRunError(
+                        f"duplicate resource URN {urn}; give each resource a unique name"
+                    )
+            if self.analyzers:
+                self._analyze(urn, args)
+            prior = self.prior.get(urn)
+            if args.custom and args.typ.startswith(DYNAMIC_PREFIX):
+                registration = self._dynamic(urn, args, prior)
+            else:
+                registration = self._plain(urn, args, prior)
+        except OfflineRunError as exc:
+            self._fail(exc)
+            raise
+        except Exception as exc:  # the program must fail, with our message first
+            error = OfflineRunError(f"{urn}: {type(exc).__name__}: {exc}")
+            self._fail(error)
+            raise error from None
+        with self._lock:
+            self.registrations.append(registration)
+        state = registration.resource
+        return (state.id or None), dict(state.outputs)
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _plain(self, urn: str, args: MockResourceArgs, prior: ResourceState | None) -> Registration:
+        inputs = dict(args.inputs)
+        if prior is None:
+            op = "create"
+        elif unwrap_all(prior.inputs) == unwrap_all(inputs):
+            op = "same"
+        else:
+            op = "update"
+        resource_id = prior.id if prior else (f"{args.name}-id" if args.custom else "")
+        state = ResourceState(
+            urn=urn, type=args.typ, name=args.name, custom=bool(args.custom), dynamic=False,
+            id=resource_id, inputs=inputs, outputs=inputs,
+        )
+        fields = changed_fields(prior.outputs, prior.inputs, inputs) if prior else ()
+        return Registration(state, Step(urn, args.typ, op, fields if op == "update" else ()))
+
+    def _dynamic(
+        self, urn: str, args: MockResourceArgs, prior: ResourceState | None
+    ) -> Registration:
+        stub = self._provider().stub
+        wrapped = dict(args.inputs)
+        secrets = secret_keys(wrapped)
+        news = unwrap_all(wrapped)
+        old_inputs = unwrap_all(prior.inputs) if prior else {}
+        old_outputs = unwrap_all(prior.outputs) if prior else {}
+        names: dict[str, Any] = {"urn": urn, "name": args.name, "type": args.typ}
+
+        try:
+            check = stub.Check(
+                provider_pb2.CheckRequest(
+                    olds=to_struct(old_inputs), news=to_struct(news), **names
+                ),
+                timeout=RPC_TIMEOUT,
+            )
+        except grpc.RpcError as exc:
+            raise provider_error("check", urn, exc) from None
+        if check.failures:
+            reasons = "; ".join(f"{f.property or '(resource)'}: {f.reason}" for f in check.failures)
+            raise OfflineRunError(f"the provider rejected the inputs of {urn}: {reasons}")
+        checked = from_struct(check.inputs)
+
+        op, delete_first = "create", False
+        fields: tuple[str, ...] = ()
+        if prior is not None:
+            op, fields, delete_first = self._diff(
+                stub, prior, old_inputs, old_outputs, checked, names
+            )
+
+        if self.preview:
+            planned = {
+                "create": checked,
+                "replace": checked,
+                "update": {**old_outputs, **checked},
+                "same": old_outputs,
+            }[op]
+            resource_id = prior.id if prior is not None else ""
+            outputs = planned
+        else:
+            resource_id, outputs = self._apply(stub, op, prior, old_inputs, old_outputs, checked,
+                                               delete_first, names)
+
+        state = ResourceState(
+            urn=urn, type=args.typ, name=args.name, custom=True, dynamic=True, id=resource_id,
+            inputs=rewrap(checked, secrets), outputs=rewrap(outputs, secrets),
+        )
+        return Registration(state, Step(urn, args.typ, op, fields))
+
+    def _diff(
+        self,
+        stub: Any,
+        prior: ResourceState,
+        old_inputs: dict[str, Any],
+        old_outputs: dict[str, Any],
+        checked: dict[str, Any],
+        names: dict[str, Any],
+    ) -> tuple[str, tuple[str, ...], bool]:
+        try:
+            diff = stub.Diff(
+                provider_pb2.DiffRequest(
+                    id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
+                    old_inputs=to_struct(old_inputs), **names,
+                ),
+                timeout=RPC_TIMEOUT,
+            )
+        except grpc.RpcError as exc:
+            raise provider_error("diff", names["urn"], exc) from None
+        fields = changed_fields(old_outputs, old_inputs, checked)
+        if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
+            return "same", (), False
+        if diff.changes == provider_pb2.DiffResponse.DIFF_SOME:
+            if diff.replaces:
+                return "replace", tuple(sorted(set(fields) | set(diff.replaces))), bool(
+                    diff.deleteBeforeReplace
+                )
+            return "update", fields, False
+        # DIFF_UNKNOWN: the engine falls back to comparing old and new inputs.
+        input_changes = changed_fields(old_inputs, old_inputs, checked)
+        return ("update", input_changes, False) if input_changes else ("same", (), False)
+
+    def _apply(
+        self,
+        stub: Any,
+        op: str,
+        prior: ResourceState | None,
+        old_inputs: dict[str, Any],
+        old_outputs: dict[str, Any],
+        checked: dict[str, Any],
+        delete_first: bool,
+        names: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        urn = names["urn"]
+        if op == "same":
+            assert prior is not None
+            return prior.id, old_outputs
+        if op == "update":
+            assert prior is not None
+            try:
+                updated = stub.Update(
+                    provider_pb2.UpdateRequest(
+                        id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
+                        old_inputs=to_struct(old_inputs), **names,
+                    ),
+                    timeout=RPC_TIMEOUT,
+                )
+            except grpc.RpcError as exc:
+                raise provider_error("update", urn, exc) from None
+            return prior.id, from_struct(updated.properties)
+        if op == "replace" and delete_first:
+            assert prior is not None
+            delete(stub, prior)
+        try:
+            created = stub.Create(
+                provider_pb2.CreateRequest(properties=to_struct(checked), **names),
+                timeout=RPC_TIMEOUT,
+            )
+        except grpc.RpcError as exc:
+            raise provider_error("create", urn, exc) from None
+        if op == "replace" and not delete_first:
+            assert prior is not None
+            with self._lock:
+                # The engine deletes replaced resources after the rest of the update.
+                self.pending_deletes.append(prior)
+        return created.id, from_struct(created.properties)
+
+    def _analyze(self, urn: str, args: MockResourceArgs) -> None:
+        found: list[Violation] = []
+        for analyzer in self.analyzers:
+            try:
+                diagnostics = analyzer.analyze(
+                    type_=args.typ, urn=urn, name=args.name, properties=dict(args.inputs)
+                )
+            except grpc.RpcError as exc:
+                raise analyzer_error(urn, exc) from None
+            found.extend(violations_from(diagnostics, urn))
+        with self._lock:
+            self.violations.extend(found)
+
+    def _fail(self, error: OfflineRunError) -> None:
+        with self._lock:
+            self.errors.append(error)
+
+
+def delete(stub: Any, resource: ResourceState) -> None:
+    """``Delete`` with the last outputs, as ``pulumi destroy`` sends them."""
+    try:
+        stub.Delete(
+            provider_pb2.DeleteRequest(
+                id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
+                properties=to_struct(unwrap_all(resource.outputs)),
+                old_inputs=to_struct(unwrap_all(resource.inputs)),
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+    except grpc.RpcError as exc:
+        raise provider_error("delete", resource.urn, exc) from None

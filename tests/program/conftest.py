@@ -1,0 +1,23 @@
+"""Shared fixtures for the program and offline-runner tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+# toy_provider must be importable here and in the provider process (by-reference pickle).
+sys.path.insert(0, str(HERE))
+
+from qlik_email_resource.testing.grpc_servers import AnalyzerServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def toy_analyzer() -> Iterator[AnalyzerServer]:
+    server = AnalyzerServer(HERE / "toy_policy")
+    server.configure()
+    yield server
+    server.stop()
