@@ -57,6 +57,7 @@ def result_word(op: str, preview: bool) -> str:
 
 class AutomationBackend:
     name = "Pulumi Automation API"
+    max_parallel: int | None = None
 
     def __init__(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import contextvars
+import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -26,6 +28,8 @@ DEFAULT_STATE_DIR = ".fleet-state"
 
 
 class Backend(Protocol):
+    max_parallel: int | None  # a ceiling the backend imposes on --parallel, if any
+
     def describe(self) -> str: ...
 
     def run(self, resolved: ResolvedTenant, operation: str) -> TenantResult: ...
@@ -95,6 +99,19 @@ def make_backend(args: argparse.Namespace, fleet: TenantsFile) -> Backend:
     return AutomationBackend(fleet, policy_packs=args.policy_pack, state_dir=state_dir)
 
 
+@contextlib.contextmanager
+def _quiet_asyncio() -> Iterator[None]:
+    # A failed tenant leaves Pulumi futures whose exception asyncio reports as
+    # "never retrieved", with a traceback: the table already says what failed.
+    logger = logging.getLogger("asyncio")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class _Usage(Exception):
     pass
 
@@ -159,15 +176,17 @@ def main(
     except Exception as exc:
         err.write(f"qlik-email-fleet: cannot start the backend: {exc}\n")
         return EXIT_USAGE
+    parallel = min(args.parallel, backend.max_parallel or args.parallel)
+    capped = " (the offline runner runs one stack at a time)" if parallel < args.parallel else ""
     try:
         err.write(
             f"{args.operation}: {len(tenants)} tenants of project {fleet.project} through the "
-            f"{backend.describe()}, {args.parallel} at a time\n"
+            f"{backend.describe()}, {parallel} at a time{capped}\n"
         )
         progress = Progress(len(tenants), args.operation, err)
-        results = run_fleet(
-            backend, tenants, args.operation, parallel=args.parallel, progress=progress
-        )
+        with _quiet_asyncio():
+            results = run_fleet(backend, tenants, args.operation, parallel=parallel,
+                                progress=progress)
     finally:
         backend.close()
     out.write(render_table(results, args.operation) + "\n")

@@ -8,9 +8,10 @@ there get a provider server of their own, one per distinct environment.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def provider_env(resolved: ResolvedTenant) -> dict[str, str]:
 
 
 class OfflineBackend:
+    # The offline runner serialises runs in a process (the Pulumi SDK's runtime
+    # is process-global); measured, a process pool does not pay off against a
+    # local emulator. See docs/fleet.md, "Concurrency".
+    max_parallel: int | None = 1
     name = (
         "offline runner (pulumi.runtime mocks + real provider and policy servers; "
         "not the Pulumi CLI)"
@@ -55,19 +60,12 @@ class OfflineBackend:
         self._providers: dict[frozenset[tuple[str, str]], Any] = {}
         self._analyzers: list[Any] = []
         try:
-            for pack in self.policy_packs:
-                analyzer = AnalyzerServer(pack)
-                self._analyzers.append(analyzer)
-                analyzer.configure(self._pack_config(analyzer))
+            # Started once; the runner configures them (schema defaults plus the
+            # tenants file's policy_config) before each stack's checks.
+            self._analyzers = [AnalyzerServer(pack) for pack in self.policy_packs]
         except Exception:
             self.close()
             raise
-
-    def _pack_config(self, analyzer: Any) -> dict[str, Mapping[str, Any]]:
-        # A pack is configured only with the policies it knows; the tenants file
-        # may configure several packs at once.
-        known = {p.name for p in analyzer.info().policies}
-        return {k: v for k, v in self.fleet.policy_config.items() if k in known}
 
     def describe(self) -> str:
         return f"{self.name}, state in {self.state_dir}"
@@ -106,10 +104,13 @@ class OfflineBackend:
                     for key, (value, secret) in stack_config(resolved).items()
                 },
                 state_file=str(self.state_dir / f"{tenant.name}.json"),
-                policy_packs=self.policy_packs,
-                policy_config=dict(self.fleet.policy_config),
+                # OfflineStack takes one shared analyzer; a second pack (rare) is
+                # started per stack.
+                policy_packs=self.policy_packs[1:],
+                policy_config=dict(self.fleet.policy_config) if self.policy_packs else None,
                 provider_server=self.provider_for(resolved),
                 analyzer=self._analyzers[0] if self._analyzers else None,
+                quiet=True,
             )
             result = stack.preview() if operation == "preview" else stack.up()
         except PolicyViolationError as exc:
@@ -146,6 +147,11 @@ def _changed(op: str, fields: Sequence[str]) -> list[str]:
     return sorted(f for f in fields if not f.startswith("__"))
 
 
+_URN = re.compile(r"of urn:pulumi:\S+?::(?P<name>[^:\s]+) ")
+
+
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split("\n")[:3])
+    """The provider's message without the URN and module noise the table does not need."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    text = _URN.sub(r"of \g<name> ", text)
+    return text.replace("qlik_email_resource.errors.", "")

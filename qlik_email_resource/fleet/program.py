@@ -12,6 +12,7 @@ config (`qlik:clientId`, `qlik:clientSecret`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from qlik_email_resource.fleet.tenants import ResolvedTenant, Tenant
 
@@ -68,7 +69,7 @@ def tenant_program(tenant: Tenant) -> Callable[[], None]:
 
         qlik = pulumi.Config("qlik")
         email = pulumi.Config("email")
-        inputs: dict[str, object] = dict(settings)
+        inputs: dict[str, Any] = dict(settings)
         inputs["tenant_url"] = qlik.require("tenantUrl")
         if with_api_key:
             inputs["api_key"] = qlik.require_secret("apiKey")

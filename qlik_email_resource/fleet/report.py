@@ -107,7 +107,8 @@ class Progress:
             self.done += 1
             self.failed += result.failed
             width = len(str(self.total))
-            detail = result.error.splitlines()[0] if result.error else _cell(result.changed, "")
+            changed = [c for c in result.changed if c != "(new)"]
+            detail = result.error.splitlines()[0] if result.error else _cell(changed, "")
             line = (
                 f"[{self.done:>{width}}/{self.total}] {result.tenant}: {result.result}"
                 f"{f' ({detail})' if detail else ''} in {result.seconds:.1f}s"
