@@ -1,0 +1,482 @@
+"""`make demo`: from a fresh clone to two configured tenants, with no Qlik account.
+
+Starts the emulator (two tenants and an SMTP server), deploys the example
+settings (examples/tenants.yaml) to both with the repo's Pulumi program
+(Pulumi.yaml + __main__.py), reviews them with the policy pack, sends a test
+mail per tenant, then changes a setting behind Pulumi's back and shows refresh
+finding the drift and up repairing it.
+
+The real `pulumi` CLI runs the stacks (on a local file backend under .demo/)
+when it is on PATH; otherwise the offline runner does, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from qlik_email_resource.errors import QlikError
+from qlik_email_resource.fleet.report import redact
+from qlik_email_resource.fleet.tenants import (
+    CredentialError,
+    ResolvedTenant,
+    TenantsFileError,
+    load,
+)
+
+TENANTS = ("demo", "acme")
+DRIFT_TENANT = "demo"
+DRIFT_FIELD = ("sender_name", "senderName", "Changed in the Qlik console")
+RECIPIENT = "you@example.com"
+# Only protects the demo's throw-away local backend; never use it for real stacks.
+DEMO_PASSPHRASE = "qlik-email-demo-not-a-secret"
+
+
+class DemoError(Exception):
+    """A step failed; the message says what to do."""
+
+
+def repo_root() -> Path:
+    """The clone this package runs from: it holds Pulumi.yaml, policies/ and examples/."""
+    here = Path(__file__).resolve().parent.parent
+    needed = ("Pulumi.yaml", "policies", "examples/tenants.yaml")
+    missing = [p for p in needed if not (here / p).exists()]
+    if missing:
+        raise DemoError(
+            f"the demo runs from a clone of the repository ({here} lacks {', '.join(missing)}); "
+            "clone it and run `make demo` there"
+        )
+    return here
+
+
+class Console:
+    """Numbered steps and indented details, on one stream, flushed as they come."""
+
+    def __init__(self, out: TextIO, secrets: list[str]) -> None:
+        self.out = out
+        self.secrets = secrets
+        self.number = 0
+
+    def step(self, title: str) -> None:
+        self.number += 1
+        self.write(f"\n==> {self.number}. {title}")
+
+    def info(self, text: str = "") -> None:
+        for line in text.splitlines() or [""]:
+            self.write(f"    {line}")
+
+    def write(self, text: str) -> None:
+        self.out.write(redact(text, self.secrets) + "\n")
+        self.out.flush()
+
+
+@dataclass
+class Outcome:
+    """What one stack operation did, in the demo's terms."""
+
+    ok: bool
+    text: str
+    changed: dict[str, list[str]] = field(default_factory=dict)  # op -> fields
+    violations: list[str] = field(default_factory=list)
+    always_show: bool = False
+
+
+# The repo program's `email:` keys (Pulumi.yaml) by provider input name.
+PROGRAM_KEYS = {
+    "server_address": "serverAddress",
+    "server_port": "serverPort",
+    "security_type": "securityType",
+    "username": "username",
+    "email_address": "emailAddress",
+    "email_password": "password",
+    "sender_name": "senderName",
+    "verify_connection": "verifyConnection",
+    "test_email_recipient": "testEmailRecipient",
+}
+
+
+def program_config(resolved: ResolvedTenant) -> dict[str, tuple[str, bool]]:
+    """Stack config for the repo program: `qlik:*` provider config, `email:*` settings."""
+    tenant = resolved.tenant
+    unknown = sorted(set(tenant.email) - set(PROGRAM_KEYS))
+    if unknown:
+        raise DemoError(f"the repo program has no setting for {', '.join(unknown)}")
+    config: dict[str, tuple[str, bool]] = {"qlik:tenantUrl": (tenant.url, False)}
+    if resolved.api_key:
+        config["qlik:apiKey"] = (resolved.api_key, True)
+    if tenant.ca_bundle:
+        config["qlik:caBundle"] = (tenant.ca_bundle, False)
+    for key, value in tenant.email.items():
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        config[f"email:{PROGRAM_KEYS[key]}"] = (text, False)
+    for key, value in resolved.email_secrets.items():
+        config[f"email:{PROGRAM_KEYS[key]}"] = (value, True)
+    return config
+
+
+class OfflineEngine:
+    """The offline runner on the repo's program; one provider process per stack, as the CLI."""
+
+    label = "offline runner (the Pulumi CLI is not on PATH): real provider and policy servers"
+
+    def __init__(self, root: Path, work: Path, policy_config: Mapping[str, Any]) -> None:
+        self.root = root
+        self.work = work / "offline-state"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.policy_config = dict(policy_config)
+        self.project = str(yaml.safe_load((root / "Pulumi.yaml").read_text())["name"])
+
+    def _stack(self, resolved: ResolvedTenant, with_policies: bool) -> Any:
+        # Imported before the first run: the runner forgets modules that a program
+        # directory's run imported from below that directory, and the repo root
+        # holds this package, whose provider class must stay one object.
+        import qlik_email_resource.resource  # noqa: F401
+        from qlik_email_resource.testing import OfflineStack, Secret
+
+        config = {
+            key: Secret(value) if secret else value
+            for key, (value, secret) in program_config(resolved).items()
+        }
+        env = {"QLIK_CA_BUNDLE": resolved.tenant.ca_bundle} if resolved.tenant.ca_bundle else {}
+        return OfflineStack(
+            str(self.root),
+            project=self.project,
+            stack=resolved.tenant.name,
+            config=config,
+            state_file=str(self.work / f"{resolved.tenant.name}.json"),
+            policy_packs=[str(self.root / "policies")] if with_policies else [],
+            policy_config=self.policy_config if with_policies else None,
+            env=env,
+            quiet=True,
+        )
+
+    def run(self, operation: str, resolved: ResolvedTenant) -> Outcome:
+        from qlik_email_resource.testing import OfflineRunError
+
+        try:
+            with self._stack(resolved, with_policies=operation in ("preview", "up")) as stack:
+                result = getattr(stack, operation)()
+        except OfflineRunError as exc:
+            return Outcome(ok=False, text=str(exc))
+        changed: dict[str, list[str]] = {}
+        for step in result.steps:
+            if step.op != "same" or step.changed_fields:
+                changed.setdefault(step.op, []).extend(step.changed_fields)
+        return Outcome(
+            ok=result.ok,
+            text=result.report(),
+            changed=changed,
+            violations=[f"{v.policy} ({v.level})" for v in result.violations],
+        )
+
+
+class CliEngine:
+    """The real `pulumi` CLI on the repo's program, state in a local file backend.
+
+    Stack config goes to files under .demo/ (`--config-file`), so the clone's own
+    Pulumi.<stack>.yaml files are never touched; secrets reach the CLI on stdin,
+    never on a command line.
+    """
+
+    def __init__(self, root: Path, work: Path, policy_config: Mapping[str, Any]) -> None:
+        self.root = root
+        self.work = work
+        state = work / "pulumi-state"
+        state.mkdir(parents=True, exist_ok=True)
+        self.policy_config_file = work / "policy-config.json"
+        self.policy_config_file.write_text(json.dumps(dict(policy_config), indent=2))
+        self.env = {
+            **os.environ,
+            "PULUMI_BACKEND_URL": f"file://{state.resolve()}",
+            "PULUMI_CONFIG_PASSPHRASE": DEMO_PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        version = self._pulumi(["version"]).stdout.strip()
+        self.label = f"the Pulumi CLI {version}, local backend file://{state.resolve()}"
+        self._configured: set[str] = set()
+
+    def _pulumi(
+        self, args: Sequence[str], stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["pulumi", "--non-interactive", "--color", "never", *args],
+            cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise DemoError(f"`pulumi {' '.join(args[:2])}` failed:\n" + "\n".join(tail))
+        return proc
+
+    def _configure(self, resolved: ResolvedTenant) -> list[str]:
+        name = resolved.tenant.name
+        config_file = self.work / f"Pulumi.{name}.yaml"
+        common = ["--stack", name, "--config-file", str(config_file)]
+        if name not in self._configured:
+            if self._pulumi(["stack", "select", name], check=False).returncode != 0:
+                self._pulumi(["stack", "init", name])
+            for key, (value, secret) in program_config(resolved).items():
+                flag = "--secret" if secret else "--plaintext"
+                self._pulumi(["config", "set", *common, flag, key], stdin=value)
+            self._configured.add(name)
+        return common
+
+    def run(self, operation: str, resolved: ResolvedTenant) -> Outcome:
+        common = self._configure(resolved)
+        args = [operation, *common]
+        if operation in ("preview", "up"):
+            args += ["--policy-pack", str(self.root / "policies"),
+                     "--policy-pack-config", str(self.policy_config_file)]
+        if operation in ("up", "refresh"):
+            args += ["--yes"]
+        if operation in ("preview", "refresh", "up"):
+            args += ["--diff"]
+        proc = self._pulumi(args, check=False)
+        text = (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).strip()
+        # The CLI's own output is the point of this path: it is always shown.
+        return Outcome(ok=proc.returncode == 0, text=text, always_show=True)
+
+
+@contextmanager
+def _emulator(work: Path, keep_running: bool, console: Console) -> Iterator[Any]:
+    from qlik_email_resource.emulator import Emulator
+
+    emu = Emulator(tenants=TENANTS, workdir=work / "emulator")
+    emu.start()
+    try:
+        yield emu
+        if keep_running:
+            console.step("The emulator keeps running (--keep-running); stop it with Ctrl-C")
+            console.info(f"inbox: {emu.mailbox_url}")
+            console.info(f"API:   {emu.api_url}/t/<tenant>   admin: {emu.admin_url}")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                console.info("stopping")
+    finally:
+        emu.stop()
+
+
+def emulator_environ(emu: Any) -> dict[str, str]:
+    """What examples/tenants.yaml reads from the environment, from the running emulator."""
+    info = emu.info
+    return {
+        "QLIK_EMULATOR_API_URL": info["api_url"],
+        "QLIK_EMULATOR_CA": info["ca_file"],
+        "QLIK_EMULATOR_SMTP_PASSWORD": info["smtp"]["password"],
+        **{f"QLIK_{name.upper()}_API_KEY": t["api_key"] for name, t in info["tenants"].items()},
+    }
+
+
+def _show(console: Console, outcome: Outcome, verbose: bool) -> None:
+    if verbose or outcome.always_show or not outcome.ok:
+        console.info(outcome.text)
+
+
+def run_demo(work: Path, *, keep_running: bool, verbose: bool, out: TextIO) -> int:
+    root = repo_root()
+    work.mkdir(parents=True, exist_ok=True)
+    # Every run starts a fresh emulator (new ports, keys and empty tenants), so
+    # stacks from an earlier run would point at tenants that no longer exist.
+    for stale in ("offline-state", "pulumi-state", "emulator"):
+        shutil.rmtree(work / stale, ignore_errors=True)
+    for config_file in work.glob("Pulumi.*.yaml"):
+        config_file.unlink()
+    secrets: list[str] = []
+    console = Console(out, secrets)
+    console.write("qlik-email-resource demo: two Qlik tenants' email, as code, no account needed")
+    console.info(f"working files: {work}")
+
+    console.step(f"Start the Qlik emulator: tenants {', '.join(TENANTS)} and an SMTP server")
+    with _emulator(work, keep_running, console) as emu:
+        environ = emulator_environ(emu)
+        secrets += [v for k, v in environ.items() if k.endswith(("_API_KEY", "_PASSWORD"))]
+        for name in TENANTS:
+            console.info(f"tenant {name:<5} {emu.tenant(name).url}")
+        console.info(f"SMTP server 127.0.0.1 (TLS {emu.info['smtp']['tls_port']}), "
+                     f"inbox page {emu.mailbox_url}")
+
+        fleet = load(root / "examples" / "tenants.yaml", environ)
+        tenants = [fleet.tenant(name).resolve(environ) for name in TENANTS]
+        engine: OfflineEngine | CliEngine
+        if shutil.which("pulumi"):
+            engine = CliEngine(root, work, fleet.policy_config)
+        else:
+            engine = OfflineEngine(root, work, fleet.policy_config)
+
+        console.step("Review: preview both stacks with the policy pack (policies/)")
+        console.info(f"engine: {engine.label}")
+        console.info(f"program: {root / 'Pulumi.yaml'}, settings: examples/tenants.yaml")
+        for resolved in tenants:
+            outcome = engine.run("preview", resolved)
+            _show(console, outcome, verbose)
+            _require(outcome, f"preview of {resolved.tenant.name}")
+            verdict = ", ".join(outcome.violations) or "no policy violations"
+            console.info(f"{resolved.tenant.name}: would {_ops(outcome)}; {verdict}")
+
+        console.step("Deploy: `up` both stacks (the policy pack runs again and would block)")
+        for resolved in tenants:
+            outcome = engine.run("up", resolved)
+            _show(console, outcome, verbose)
+            _require(outcome, f"up of {resolved.tenant.name}")
+            console.info(f"{resolved.tenant.name}: {_ops(outcome)}")
+        for resolved in tenants:
+            with _client(resolved) as client:
+                config = client.get_config()
+            console.info(
+                f"{resolved.tenant.name}: the tenant now holds server "
+                f"{config.get('serverAddress')}:{config.get('serverPort')} "
+                f"({config.get('securityType')}), isValid={config.get('isValid')}"
+            )
+            if config.get("isValid") is not True:
+                raise DemoError(f"tenant {resolved.tenant.name} reports an invalid configuration")
+
+        console.step("Send a test email from each tenant")
+        emu.clear_mailbox()
+        for resolved in tenants:
+            with _client(resolved) as client:
+                answer = client.send_test_email(
+                    RECIPIENT,
+                    f"Test mail from Qlik tenant {resolved.tenant.name}",
+                    "Sent by `make demo` through the tenant's email configuration.",
+                )
+            if not answer.get("success", True):
+                raise DemoError(f"tenant {resolved.tenant.name} could not send: {answer}")
+            console.info(f"{resolved.tenant.name}: sent to {RECIPIENT}")
+        mails = _wait_for_mail(emu, len(tenants))
+        for mail in mails:
+            console.info(f"inbox: from {mail['from']} to {mail['to']}: {mail['subject']}")
+        console.info(f"see them at {emu.mailbox_url}")
+
+        field_name, qlik_name, value = DRIFT_FIELD
+        console.step(f"Drift: change {field_name} of tenant {DRIFT_TENANT} behind Pulumi's back")
+        drifted = next(t for t in tenants if t.tenant.name == DRIFT_TENANT)
+        with _client(drifted) as client:
+            current = dict(client.get_config().get("providerConfig") or {})
+        # A console edit changes one field and keeps the stored password; the
+        # emulator's set_config replaces the whole config, so send all of it.
+        current[qlik_name] = value
+        current["emailPassword"] = drifted.email_secrets.get("email_password")
+        emu.set_config(DRIFT_TENANT, {"serviceProvider": "BasicAuth", "providerConfig": current})
+        console.info(f"set {qlik_name} = {value!r} through the emulator (as in the Qlik console)")
+        outcome = engine.run("refresh", drifted)
+        _show(console, outcome, verbose)
+        _require(outcome, f"refresh of {DRIFT_TENANT}")
+        found = _settings(outcome)
+        console.info(f"refresh: the stack now records the drift ({', '.join(found) or 'changed'})")
+        outcome = engine.run("up", drifted)
+        _show(console, outcome, verbose)
+        _require(outcome, f"repairing up of {DRIFT_TENANT}")
+        console.info(f"up: {_ops(outcome)}")
+        if outcome.changed and field_name not in _settings(outcome):
+            raise DemoError(f"up did not change {field_name} back")
+        with _client(drifted) as client:
+            now = _sender_name(client.get_config())
+        wanted = drifted.tenant.email.get(field_name)
+        if now != wanted:
+            raise DemoError(f"{field_name} is {now!r} after up, expected {wanted!r}")
+        console.info(f"the tenant holds {field_name} = {now!r} again")
+
+        console.step("Done")
+        console.info(f"engine: {engine.label}")
+        if keep_running:
+            console.info(f"inbox: {emu.mailbox_url}")
+        else:
+            console.info(f"inbox: {emu.mailbox_url} (emulator stopped; to browse it, run "
+                         "`.venv/bin/python -m qlik_email_resource.demo --keep-running`)")
+    return 0
+
+
+def _require(outcome: Outcome, what: str) -> None:
+    if not outcome.ok:
+        raise DemoError(f"{what} failed (details above)")
+
+
+def _settings(outcome: Outcome) -> list[str]:
+    """Changed email settings, without outputs the tenant computes (modification_time...).
+
+    The password is left out: it is write-only, so no read can tell whether it drifted.
+    """
+    fields = {f for changed in outcome.changed.values() for f in changed}
+    return sorted(fields & (set(PROGRAM_KEYS) - {"email_password"}))
+
+
+def _ops(outcome: Outcome) -> str:
+    parts = []
+    for op, fields in outcome.changed.items():
+        shown = sorted(set(fields) & (set(PROGRAM_KEYS) - {"email_password"}))
+        parts.append(op + (f" ({', '.join(shown)})" if shown else ""))
+    return ", ".join(parts) or "no changes"
+
+
+@contextmanager
+def _client(resolved: ResolvedTenant) -> Iterator[Any]:
+    from qlik_email_resource.client import QlikClient
+    from qlik_email_resource.settings import Settings
+
+    client = QlikClient(
+        Settings(tenant_url=resolved.tenant.url, api_key=resolved.api_key,
+                 ca_bundle=resolved.tenant.ca_bundle)
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _sender_name(config: Mapping[str, Any]) -> Any:
+    provider = config.get("providerConfig") or {}
+    return provider.get("senderName", config.get("senderName"))
+
+
+def _wait_for_mail(emu: Any, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        mails: list[dict[str, Any]] = emu.mailbox()
+        if len(mails) >= count:
+            return mails
+        if time.monotonic() > deadline:
+            raise DemoError(f"expected {count} mails in the emulator's inbox, found {len(mails)}")
+        time.sleep(0.1)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m qlik_email_resource.demo",
+        description="Deploy the example email configuration to two emulated Qlik tenants.",
+    )
+    parser.add_argument("--workdir", default=".demo", help="working files (default .demo/)")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="leave the emulator running at the end (Ctrl-C stops it)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the full output of every Pulumi operation")
+    args = parser.parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        return run_demo(Path(args.workdir).resolve(), keep_running=args.keep_running,
+                        verbose=args.verbose, out=stream)
+    except (DemoError, TenantsFileError, CredentialError) as exc:
+        stream.write(f"\ndemo failed: {exc}\n")
+        return 1
+    except QlikError as exc:
+        stream.write(f"\ndemo failed: the emulated tenant answered with an error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        stream.write("\ndemo interrupted\n")
+        return 130
+
+if __name__ == "__main__":
+    sys.exit(main())
