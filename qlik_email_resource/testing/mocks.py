@@ -197,7 +197,10 @@ class EngineMocks(Mocks):
         if check.failures:
             reasons = "; ".join(f"{f.property or '(resource)'}: {f.reason}" for f in check.failures)
             raise OfflineRunError(f"the provider rejected the inputs of {urn}: {reasons}")
-        checked = from_struct(check.inputs)
+        # A provider may mark values secret itself; keep them secret, compare plain.
+        raw_checked = from_struct(check.inputs)
+        secrets |= secret_keys(raw_checked)
+        checked = unwrap_all(raw_checked)
 
         op, delete_first = "create", False
         fields: tuple[str, ...] = ()
@@ -216,8 +219,11 @@ class EngineMocks(Mocks):
             resource_id = prior.id if prior is not None else ""
             outputs = planned
         else:
-            resource_id, outputs = self._apply(stub, op, prior, old_inputs, old_outputs, checked,
-                                               delete_first, names)
+            resource_id, raw_outputs = self._apply(
+                stub, op, prior, old_inputs, old_outputs, checked, delete_first, names
+            )
+            secrets |= secret_keys(raw_outputs)
+            outputs = unwrap_all(raw_outputs)
 
         state = ResourceState(
             urn=urn, type=args.typ, name=args.name, custom=True, dynamic=True, id=resource_id,

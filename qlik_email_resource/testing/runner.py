@@ -300,10 +300,12 @@ class OfflineStack:
         finally:
             os.chdir(cwd)
             sys.path[:] = path
-            # Forget the program's own modules so the next program dir imports its own.
+            # Forget the program's own helper modules (top-level files beside
+            # __main__.py) so that the next program dir imports its own. Packages
+            # stay: classes already pickled by reference must keep their identity.
             for name in set(sys.modules) - before:
                 module_file = getattr(sys.modules[name], "__file__", None) or ""
-                if module_file.startswith(str(self.program_dir) + os.sep):
+                if "." not in name and Path(module_file).parent == self.program_dir:
                     del sys.modules[name]
 
     # -- helpers ------------------------------------------------------------------------
@@ -415,14 +417,17 @@ class OfflineStack:
             raise provider_error("read", resource.urn, exc) from None
         if not answer.id:
             return None
-        keys = secret_keys(resource.outputs) | secret_keys(resource.inputs)
+        outputs = from_struct(answer.properties)
+        keys = secret_keys(resource.outputs) | secret_keys(resource.inputs) | secret_keys(outputs)
         inputs = resource.inputs
         if answer.HasField("inputs") and answer.inputs.fields:
-            inputs = rewrap(from_struct(answer.inputs), keys)
+            read_inputs = from_struct(answer.inputs)
+            keys |= secret_keys(read_inputs)
+            inputs = rewrap(unwrap_all(read_inputs), keys)
         return ResourceState(
             urn=resource.urn, type=resource.type, name=resource.name, custom=resource.custom,
             dynamic=resource.dynamic, id=answer.id, inputs=inputs,
-            outputs=rewrap(from_struct(answer.properties), keys),
+            outputs=rewrap(unwrap_all(outputs), keys),
         )
 
     def _delete(self, resource: ResourceState) -> None:

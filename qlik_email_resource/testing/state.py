@@ -69,7 +69,7 @@ def _contains_secret(value: Any) -> bool:
 def rewrap(props: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
     """Mark ``keys`` secret again, as the engine does for a provider's plain outputs."""
     return {
-        k: wrap_secret(unwrap_all(v)) if k in keys and not is_secret(v) else v
+        k: wrap_secret(unwrap_all(v)) if k in keys and v is not None and not is_secret(v) else v
         for k, v in props.items()
     }
 
