@@ -176,7 +176,13 @@ class _Events:
         pre = getattr(event, "resource_pre_event", None)
         if pre is not None and pre.metadata.type == RESOURCE_TYPE:
             meta = pre.metadata
-            self.op = str(getattr(meta.op, "value", meta.op))
+            op = str(getattr(meta.op, "value", meta.op))
+            # A replacement shows as several steps; report it once, as "replace".
+            if op in ("create-replacement", "delete-replaced", "replace"):
+                op = "replace"
+            elif self.op == "replace":
+                return
+            self.op = op
             diffs = meta.diffs or []
             self.changed = (
                 ["(new)"]
@@ -185,8 +191,11 @@ class _Events:
             )
         policy = getattr(event, "policy_event", None)
         if policy is not None:
+            # `up` checks policies in its preview and again in the update.
+            entry = f"{policy.policy_name} ({policy.enforcement_level})"
             self._levels.append(policy.enforcement_level)
-            self.violations.append(f"{policy.policy_name} ({policy.enforcement_level})")
+            if entry not in self.violations:
+                self.violations.append(entry)
         diag = getattr(event, "diagnostic_event", None)
         if diag is not None and diag.severity == "error":
             text = diag.message.strip()
