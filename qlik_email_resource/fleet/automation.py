@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,9 +114,12 @@ class AutomationBackend:
                 opts=auto.LocalWorkspaceOptions(
                     project_settings=auto.ProjectSettings(
                         name=self.fleet.project,
-                        runtime="python",
+                        runtime=auto.ProjectRuntimeInfo("python", _runtime_options()),
                         backend=auto.ProjectBackend(url=self.backend_url),
                     ),
+                    # The engine starts the dynamic provider with a Python of its own
+                    # choosing; it must be this one, where qlik_email_resource lives.
+                    env_vars={"PULUMI_PYTHON_CMD": sys.executable},
                 ),
             )
             stack.set_all_config(
@@ -154,6 +158,11 @@ class AutomationBackend:
             verification=verification(outputs),
             seconds=time.monotonic() - started,
         )
+
+
+def _runtime_options() -> dict[str, str]:
+    # Inside a virtualenv, point the engine at it (see the env_vars note above).
+    return {"virtualenv": sys.prefix} if sys.prefix != sys.base_prefix else {}
 
 
 def _command_error(exc: Exception) -> str:
