@@ -277,7 +277,7 @@ class OfflineStack:
             return _stack_outputs()
         finally:
             _close_loop(loop)
-            asyncio.set_event_loop(previous)
+            _restore_loop(previous)
 
     def _invoke_program(self) -> Any:
         if callable(self.program):
@@ -388,7 +388,8 @@ class OfflineStack:
                 analyzers.append(server)
             if self.policy_config is not None or self.policy_packs:
                 _configure_analyzers(
-                    [a for a in analyzers if a is not self._shared_analyzer or self.policy_config],
+                    [a for a in analyzers
+                     if a is not self._shared_analyzer or self.policy_config is not None],
                     self.policy_config or {},
                 )
             self._analyzers = analyzers
@@ -522,13 +523,21 @@ def _copy_state(state: StackState) -> StackState:
     return copy.deepcopy(state)
 
 
-def _current_loop() -> asyncio.AbstractEventLoop:
+def _current_loop() -> asyncio.AbstractEventLoop | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             return asyncio.get_event_loop()
-        except RuntimeError:
-            return asyncio.new_event_loop()
+        except RuntimeError:  # a worker thread without a loop
+            return None
+
+
+def _restore_loop(previous: asyncio.AbstractEventLoop | None) -> None:
+    if previous is None and threading.current_thread() is threading.main_thread():
+        # The main thread must keep a current loop: a later set_mocks (in this
+        # process's tests, say) fails with "There is no current event loop".
+        previous = asyncio.new_event_loop()
+    asyncio.set_event_loop(previous)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

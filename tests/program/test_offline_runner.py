@@ -253,3 +253,23 @@ def test_program_directory_runs_with_its_pulumi_yaml(
     out = capsys.readouterr().out
     assert HEADER in out and PASSWORD not in out
     assert os.getcwd() != str(program)
+
+
+def test_stacks_started_from_threads_are_serialised_and_all_succeed(
+    make_stack: Any, store: Path
+) -> None:
+    import threading
+
+    stacks = [make_stack(stack=f"th{i}", **{"toy:things": f"th{i}"}) for i in range(4)]
+    results: dict[int, Any] = {}
+
+    def run(i: int) -> None:
+        results[i] = stacks[i].up()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [ops(results[i]) for i in range(4)] == [[(f"th{i}", "create")] for i in range(4)]
+    assert sorted(records(store)) == [f"th{i}" for i in range(4)]
