@@ -1,0 +1,340 @@
+"""Secret scans: recognisable canaries through whole runs, searched in every channel.
+
+tests/provider scans single provider calls. Here the canaries (an API key, an
+OAuth client secret, SMTP passwords) travel through what users run: the offline
+runner (up, no-op up, rotation, refresh, preview, policy block, failures,
+destroy) and the fleet command, with every log at DEBUG. Then every output
+channel is searched, for each canary in clear, base64 (SMTP AUTH PLAIN/LOGIN)
+and URL-encoded form:
+
+provider gRPC answers outside secret wrappers, program outputs and reports,
+the state file, provider and analyzer stderr, the emulator's logs and request
+log, exception texts and tracebacks, policy messages, the fleet's table and
+progress, the serialized provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hardening_harness import Engine, clear_text
+
+from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+
+API_KEY = "qlikemu_CANARY-API-KEY-31415"
+CLIENT_SECRET = "CANARY-CLIENT-SECRET-27182"
+SMTP_USER = "canary-user"
+SMTP_PASSWORD = "CANARY-SMTP-PASSWORD-16180"
+SMTP_ROTATED = "CANARY-SMTP-ROTATED-14142"
+WRONG_KEY = "qlikemu_CANARY-WRONG-KEY-05772"
+WRONG_PASSWORD = "CANARY-WRONG-SMTP-PASSWORD-69314"
+FLEET_KEY = "qlikemu_CANARY-FLEET-KEY-11235"
+CANARIES = [API_KEY, CLIENT_SECRET, SMTP_PASSWORD, SMTP_ROTATED, WRONG_KEY, WRONG_PASSWORD,
+            FLEET_KEY]
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "policies"
+
+
+def forms(secret: str) -> list[str]:
+    """The secret as it could leak: clear, URL-encoded, base64 alone and in SMTP AUTH."""
+    b64 = [base64.b64encode(raw.encode()).decode() for raw in (
+        secret, f"\0{SMTP_USER}\0{secret}", f"{SMTP_USER}\0{SMTP_USER}\0{secret}")]
+    return [secret, quote(secret, safe=""), *b64]
+
+
+def leaks(text: str) -> list[str]:
+    return [form for secret in CANARIES for form in forms(secret) if form in text]
+
+
+class Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+        if record.exc_info:
+            self.lines.append("".join(traceback.format_exception(*record.exc_info)))
+
+
+def set_credentials(emu: Emulator, tenant: str, **values: str) -> None:
+    """Give a tenant recognisable credentials (white-box: the emulator is a test tool)."""
+    obj = emu.backend.tenant(tenant)
+    assert obj is not None
+    for key, value in values.items():
+        setattr(obj, key, value)
+
+
+def api_key_program() -> None:
+    import pulumi
+
+    from qlik_email_resource import TenantEmailConfig, TenantEmailConfigArgs
+
+    qlik, email = pulumi.Config("qlik"), pulumi.Config("email")
+    mail = TenantEmailConfig("mail", TenantEmailConfigArgs(
+        tenant_url=qlik.require("tenantUrl"), api_key=qlik.require_secret("apiKey"),
+        server_address="email-smtp.eu-west-2.amazonaws.com", server_port=465,
+        security_type=email.get("securityType") or "SSL/TLS",
+        email_address="qlik@example.com", username=SMTP_USER,
+        email_password=email.require_secret("password"), verify_connection=True,
+        test_email_recipient="ops@example.com",
+    ))
+    # Exports that would leak if the runner unwrapped them.
+    pulumi.export("tenant_id", mail.tenant_id)
+    pulumi.export("password", mail.email_password)
+    pulumi.export("api_key", mail.api_key)
+    pulumi.export("is_valid", mail.is_valid)
+
+
+def oauth_program() -> None:
+    import pulumi
+
+    from qlik_email_resource import TenantEmailConfig, TenantEmailConfigArgs
+
+    email = pulumi.Config("email")
+    mail = TenantEmailConfig("mail", TenantEmailConfigArgs(
+        server_address="email-smtp.eu-west-2.amazonaws.com", server_port=587,
+        security_type="StartTLS", email_address="qlik@example.com", username=SMTP_USER,
+        email_password=email.require_secret("password"),
+    ))
+    pulumi.export("tenant_id", mail.tenant_id)
+
+
+class Channels:
+    """Every text a user, a log collector or a state store would see."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, list[str]] = {}
+
+    def add(self, channel: str, *texts: Any) -> None:
+        self.texts.setdefault(channel, []).extend(
+            t if isinstance(t, str) else repr(t) for t in texts
+        )
+
+    def add_error(self, channel: str, exc: BaseException) -> None:
+        self.add(channel, str(exc), repr(exc), "".join(traceback.format_exception(exc)))
+
+
+@pytest.fixture(scope="module")
+def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
+    from qlik_email_resource.testing import OfflineStack, Secret
+
+    tmp = tmp_path_factory.mktemp("secrets")
+    found = Channels()
+    collector = Collector()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    stdout = io.StringIO()
+    debug = {"QLIK_LOG_LEVEL": "DEBUG", "QLIK_MAX_RETRIES": "1", "QLIK_BACKOFF_FACTOR": "0.01"}
+    # Servers started by the runner or the fleet write stderr to temp files: keep
+    # this run's in one folder to scan them.
+    old_tempdir = tempfile.tempdir
+    tempfile.tempdir = str(tmp)
+    emu = Emulator(tenants=("canary", "oauth", "fleet1", "fleet2"), workdir=tmp / "emu")
+    servers: list[ProviderServer | AnalyzerServer] = []
+    try:
+        emu.start()
+        set_credentials(emu, "canary", api_key=API_KEY)
+        set_credentials(emu, "oauth", client_secret=CLIENT_SECRET)
+        set_credentials(emu, "fleet1", api_key=FLEET_KEY)
+        emu.add_smtp_user(SMTP_USER, SMTP_PASSWORD)
+        env = {**debug, "QLIK_CA_BUNDLE": emu.ca_file}
+        provider = ProviderServer(env=env)
+        analyzer = AnalyzerServer(POLICIES, env=env)
+        servers += [provider, analyzer]
+        analyzer.configure({"email-tenant-url": {"allowLocalhost": True}})
+        state_file = tmp / "canary.json"
+
+        def snapshot() -> None:
+            for path in tmp.glob("*.json"):
+                found.add("state files", path.read_text())
+
+        class Snapshotting:
+            """An OfflineStack whose state file is kept after every operation."""
+
+            def __init__(self, stack: Any) -> None:
+                self.stack = stack
+
+            def __getattr__(self, operation: str) -> Any:
+                def run() -> Any:
+                    try:
+                        return getattr(self.stack, operation)()
+                    finally:
+                        snapshot()
+                return run
+
+        def stack(config_extra: dict[str, Any]) -> Any:
+            config = {"qlik:tenantUrl": emu.tenant("canary").url, "qlik:apiKey": Secret(API_KEY),
+                      "email:password": Secret(SMTP_PASSWORD), **config_extra}
+            return Snapshotting(OfflineStack(
+                api_key_program, project="canary", stack="dev", config=config,
+                state_file=str(state_file), provider_server=provider, analyzer=analyzer,
+                env=env))
+
+        with contextlib.redirect_stdout(stdout):
+            results = [stack({}).up(), stack({}).up()]           # create, then no-op
+            emu.add_smtp_user(SMTP_USER, SMTP_ROTATED)           # password rotation
+            results.append(stack({"email:password": Secret(SMTP_ROTATED)}).up())
+            emu.set_config("canary", {"senderName": "changed in the console",
+                                      "serverAddress": "smtp.example.com", "serverPort": 465,
+                                      "securityType": "SSL/TLS", "emailAddress": "x@example.com",
+                                      "username": SMTP_USER, "emailPassword": SMTP_ROTATED})
+            rotated = {"email:password": Secret(SMTP_ROTATED)}
+            results += [stack(rotated).refresh(), stack(rotated).preview(), stack(rotated).up()]
+            for label, extra in (
+                ("policy", {**rotated, "email:securityType": "none"}),  # mandatory policy
+                ("smtp-auth", {"email:password": Secret(WRONG_PASSWORD)}),
+                ("api-key", {**rotated, "qlik:apiKey": Secret(WRONG_KEY)}),
+            ):
+                try:
+                    results.append(stack(extra).up())
+                except Exception as exc:
+                    found.add_error("exceptions and tracebacks", exc)
+                    if label == "policy":
+                        found.add("policy messages", *(v.message for v in exc.violations))
+                    found.texts.setdefault("failures seen", []).append(label)
+            # OAuth: the client secret reaches the provider as stack config only.
+            oauth_server = ProviderServer(env=env)
+            servers.append(oauth_server)
+            oauth = Snapshotting(OfflineStack(
+                oauth_program, project="canary", stack="oauth",
+                config={"qlik:tenantUrl": emu.tenant("oauth").url,
+                        "qlik:clientId": emu.tenant("oauth").client_id,
+                        "qlik:clientSecret": Secret(CLIENT_SECRET),
+                        "email:password": Secret(SMTP_ROTATED)},
+                state_file=str(tmp / "oauth.json"), provider_server=oauth_server,
+                analyzer=analyzer, env=env))
+            results.append(oauth.up())
+            emu.expire_tokens("oauth")
+            results += [oauth.refresh(), oauth.destroy(), stack(rotated).destroy()]
+        for result in results:
+            found.add("program outputs and reports", result.report(), result.outputs,
+                      result.steps, result.violations)
+        found.add("runner stdout", stdout.getvalue())
+
+        # The same provider through the engine's own calls: keep every gRPC answer.
+        engine = Engine(provider)
+        engine.up({"tenant_url": emu.tenant("canary").url, "api_key": API_KEY,
+                   "server_address": "smtp.example.com", "server_port": 465,
+                   "security_type": "SSL/TLS", "email_address": "qlik@example.com",
+                   "username": SMTP_USER, "email_password": SMTP_ROTATED})
+        engine.refresh()
+        engine.destroy()
+        found.add("provider gRPC answers", *(clear_text(r) for r in engine.responses),
+                  *engine.errors)
+        found.add("serialized provider", engine.provider,
+                  base64.b64decode(engine.provider).decode("latin-1"))
+
+        # The fleet command, offline, one tenant failing on purpose.
+        found.add("fleet table, progress and state", *run_fleet(emu, tmp))
+
+        found.add("provider and analyzer stderr (DEBUG)", *(s.stderr() for s in servers),
+                  *_runner_server_logs(tmp))
+        found.add("emulator request log", json.dumps(emu.requests()))
+        found.add("emulator and runner logs (DEBUG)", *collector.lines)
+        found.add("emulator mailbox", json.dumps(emu.mailbox()))
+        yield found
+    finally:
+        tempfile.tempdir = old_tempdir
+        root.removeHandler(collector)
+        root.setLevel(old_level)
+        for server in servers:
+            server.stop()
+        emu.stop()
+
+
+def _runner_server_logs(tmp: Path) -> list[str]:
+    # Servers the runner or the fleet started themselves write their stderr to
+    # temp files named qlik-grpc-*.log; read the ones from this run.
+    return [p.read_text(errors="replace") for p in tmp.glob("qlik-grpc-*.log")]
+
+
+def run_fleet(emu: Emulator, tmp: Path) -> list[str]:
+    from qlik_email_resource.fleet.cli import main
+
+    tenants = tmp / "tenants.yaml"
+    tenants.write_text(json.dumps({
+        "project": "canary-fleet",
+        "defaults": {"server_address": "email-smtp.eu-west-2.amazonaws.com",
+                     "server_port": 465, "security_type": "SSL/TLS",
+                     "email_address": "qlik@example.com", "username": SMTP_USER,
+                     "email_password_env": "CANARY_SMTP_PASSWORD", "verify_connection": True},
+        "tenants": {
+            "fleet1": {"url": emu.tenant("fleet1").url, "api_key_env": "CANARY_FLEET_KEY",
+                       "ca_bundle": emu.ca_file},
+            # A wrong key: this tenant fails, and its error row is scanned too.
+            "fleet2": {"url": emu.tenant("fleet2").url, "api_key_env": "CANARY_WRONG_KEY",
+                       "ca_bundle": emu.ca_file},
+        },
+        "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+    }))
+    env = {"CANARY_SMTP_PASSWORD": SMTP_ROTATED, "CANARY_FLEET_KEY": FLEET_KEY,
+           "CANARY_WRONG_KEY": WRONG_KEY, "QLIK_LOG_LEVEL": "DEBUG"}
+    texts = []
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        for _ in range(2):  # first roll-out, then a no-op run
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = main(["up", str(tenants), "--offline", "--policy-pack", str(POLICIES),
+                             "--state-dir", str(tmp / "fleet-state"), "--parallel", "2"],
+                            stdout=out, stderr=err)
+            assert code == 1, err.getvalue()  # fleet2 fails
+            texts += [out.getvalue(), err.getvalue()]
+    texts += [p.read_text(errors="replace") for p in (tmp / "fleet-state").rglob("*")
+              if p.is_file()]
+    return texts
+
+
+EXPECTED_CHANNELS = [
+    "program outputs and reports", "runner stdout", "state files", "provider gRPC answers",
+    "serialized provider", "fleet table, progress and state",
+    "provider and analyzer stderr (DEBUG)", "emulator request log",
+    "emulator and runner logs (DEBUG)", "exceptions and tracebacks", "policy messages",
+    "emulator mailbox",
+]
+
+
+@pytest.mark.parametrize("channel", EXPECTED_CHANNELS)
+def test_no_canary_in(channels: Channels, channel: str) -> None:
+    texts = channels.texts.get(channel)
+    assert texts, f"nothing was collected from {channel}: the scan would prove nothing"
+    for text in texts:
+        found = leaks(text)
+        if found:
+            at = text.find(found[0])
+            pytest.fail(f"{channel} leaks {found[0]!r}: ...{text[max(0, at - 200):at + 80]}...")
+
+
+def test_the_scans_saw_real_traffic(channels: Channels) -> None:
+    """Guard against an empty scan: the runs really did what the channels claim."""
+    assert sorted(channels.texts["failures seen"]) == ["api-key", "policy", "smtp-auth"]
+    debug = "\n".join(channels.texts["provider and analyzer stderr (DEBUG)"])
+    assert "DEBUG" in debug and "PATCH" in debug and "oauth/token" in debug
+    log = json.loads(channels.texts["emulator request log"][0])
+    assert {r["method"] for r in log} >= {"GET", "PUT", "PATCH", "DELETE", "POST"}
+    assert any(r["status"] == 401 for r in log)  # the wrong key really was sent
+    state = "\n".join(channels.texts["state files"])
+    assert "secure" in state  # secrets are in the file, encrypted
+    assert any("ops@example.com" in m for m in channels.texts["emulator mailbox"])
+    fleet = "\n".join(channels.texts["fleet table, progress and state"])
+    assert "fleet1" in fleet and "fleet2" in fleet
