@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -261,11 +263,17 @@ def _emulator(work: Path, keep_running: bool, console: Console) -> Iterator[Any]
             console.step("The emulator keeps running (--keep-running); stop it with Ctrl-C")
             console.info(f"inbox: {emu.mailbox_url}")
             console.info(f"API:   {emu.api_url}/t/<tenant>   admin: {emu.admin_url}")
+            stop = threading.Event()
+            # Ctrl-C, or SIGTERM from a process manager, ends the wait cleanly.
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
             try:
-                while True:
-                    time.sleep(1)
+                while not stop.wait(0.5):
+                    pass
             except KeyboardInterrupt:
-                console.info("stopping")
+                pass
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+            console.info("stopping the emulator")
     finally:
         emu.stop()
 

@@ -6,11 +6,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,19 +44,53 @@ def _check_output(out: str) -> None:
     assert "the tenant holds sender_name = 'Demo reports' again" in out
 
 
-def test_demo_runs_end_to_end_offline_and_again(tmp_path: Path) -> None:
+def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     # No `pulumi` on PATH: the demo must say it uses the offline runner and still pass.
-    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
-    for _ in range(2):  # a second run in the same workdir starts fresh
-        result = _demo(tmp_path / "demo", path=path)
-        assert result.returncode == 0, result.stdout + result.stderr
-        _check_output(result.stdout)
-        assert "engine: offline runner (the Pulumi CLI is not on PATH)" in result.stdout
-        assert "demo failed" not in result.stdout
+    result = _demo(tmp_path / "demo", path=f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_output(result.stdout)
+    assert "engine: offline runner (the Pulumi CLI is not on PATH)" in result.stdout
+    assert "demo failed" not in result.stdout
     # working files stay under --workdir; the SMTP password is stored encrypted
     state = json.loads((tmp_path / "demo" / "offline-state" / "demo.json").read_text())
     (resource,) = state["resources"]
     assert set(resource["inputs"]["email_password"]) == {"secure"}
+
+
+def test_demo_keep_running_serves_the_inbox_until_stopped(tmp_path: Path) -> None:
+    # State of an earlier run (whose emulator is gone) must not get in the way.
+    stale = tmp_path / "offline-state" / "demo.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"stale": true}')
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qlik_email_resource.demo", "--workdir", str(tmp_path),
+         "--keep-running"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "keeps running" in line:
+                break
+        inbox = next(line for line in proc.stdout if "inbox:" in line).split()[-1]
+        # the mails are there for anyone to see, not only in the demo's own check
+        mails = requests.get(inbox, timeout=10).json()
+        assert sorted(m["subject"] for m in mails) == [
+            "Test mail from Qlik tenant acme", "Test mail from Qlik tenant demo",
+        ], "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "stopping the emulator" in rest
+    with pytest.raises(requests.ConnectionError):
+        requests.get(inbox, timeout=5)
 
 
 @pytest.mark.skipif(shutil.which("pulumi") is None, reason="needs the Pulumi CLI on PATH")
