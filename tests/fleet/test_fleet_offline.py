@@ -185,3 +185,26 @@ def test_fleet_offline_missing_credential_fails_that_tenant_only(
     assert run.row("tenant-09")[:2] == ["tenant-09", "failed"]
     assert "environment variable KEY_TENANT_09 (api_key_env) is not set" in run.out
     assert run.row("tenant-10")[:2] == ["tenant-10", "created"]
+
+
+def test_fleet_offline_oauth_client_tenant(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = fleet.emu
+    emu.reset()
+    tenant = emu.tenant("tenant-15")
+    monkeypatch.setenv("T15_CLIENT_ID", tenant.client_id)
+    monkeypatch.setenv("T15_CLIENT_SECRET", tenant.client_secret)
+    document = yaml.safe_load(fleet.file.read_text())
+    entry = document["tenants"]["tenant-15"]
+    del entry["api_key_env"]
+    entry.update(client_id_env="T15_CLIENT_ID", client_secret_env="T15_CLIENT_SECRET")
+    path = tmp_path / "tenants.yaml"
+    path.write_text(yaml.safe_dump(document))
+    # An API-key tenant first: its provider config must not leak into the OAuth one.
+    run = _run(Fleet(emu, path, fleet.secrets), "up", tmp_path / "state",
+               "--tenant", "tenant-14", "--tenant", "tenant-15")
+    assert run.code == 0, run.out
+    assert run.row("tenant-15") == ["tenant-15", "created", "(new)", "-", "valid", "-"]
+    token_calls = [r for r in emu.requests() if r["path"].endswith("/oauth/token")]
+    assert {r["tenant"] for r in token_calls} == {"tenant-15"}
