@@ -117,9 +117,10 @@ class AutomationBackend:
                         runtime=auto.ProjectRuntimeInfo("python", _runtime_options()),
                         backend=auto.ProjectBackend(url=self.backend_url),
                     ),
-                    # The engine starts the dynamic provider with a Python of its own
-                    # choosing; it must be this one, where qlik_email_resource lives.
-                    env_vars={"PULUMI_PYTHON_CMD": sys.executable},
+                    # The engine starts the dynamic provider through a shell shim that
+                    # runs the virtualenv's python (PULUMI_RUNTIME_VIRTUALENV) or python3
+                    # from PATH; it must be this one, where qlik_email_resource lives.
+                    env_vars=_provider_python_env(),
                 ),
             )
             stack.set_all_config(
@@ -160,9 +161,19 @@ class AutomationBackend:
         )
 
 
+def _in_virtualenv() -> bool:
+    return sys.prefix != sys.base_prefix
+
+
 def _runtime_options() -> dict[str, str]:
-    # Inside a virtualenv, point the engine at it (see the env_vars note above).
-    return {"virtualenv": sys.prefix} if sys.prefix != sys.base_prefix else {}
+    return {"virtualenv": sys.prefix} if _in_virtualenv() else {}
+
+
+def _provider_python_env() -> dict[str, str]:
+    env = {"PULUMI_PYTHON_CMD": sys.executable}
+    if _in_virtualenv():
+        env["PULUMI_RUNTIME_VIRTUALENV"] = sys.prefix
+    return env
 
 
 def _command_error(exc: Exception) -> str:
