@@ -212,8 +212,10 @@ class CliEngine:
     def _pulumi(
         self, args: Sequence[str], stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
+        # A value on stdin (config set) is read as piped input, not a prompt.
+        flags = [] if stdin is not None else ["--non-interactive"]
         proc = subprocess.run(
-            ["pulumi", "--non-interactive", "--color", "never", *args],
+            ["pulumi", *flags, "--color", "never", *args],
             cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
             check=False,
         )
