@@ -1,0 +1,495 @@
+"""`make bench`: every benchmark against the emulator, one table at the end.
+
+Each figure is a count, or a ratio of two things measured side by side in the
+same run on the same machine (machines here are noisy: absolute times are shown
+for context only). Goals are stated as met or with the gap.
+
+    python benchmarks/run.py            # 200 tenants, about 5-8 minutes on 2 cores
+    python benchmarks/run.py --quick    # 30 tenants, about 1-2 minutes
+
+The emulator runs in a process of its own (`python -m qlik_email_resource.emulator`),
+the fleet through its CLI (`python -m qlik_email_resource.fleet ... --offline`), the
+providers in Pulumi's real dynamic provider host: nothing shares an interpreter with
+this script except the HTTP client of the naive loop, as in real use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime._serialization import _serialize
+from pulumi.runtime.proto import provider_pb2 as P
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))  # minimal_provider, pickled by reference as the host imports it
+
+from minimal_provider import MinimalProvider  # noqa: E402
+
+from qlik_email_resource.provider import TenantEmailConfigProvider  # noqa: E402
+from qlik_email_resource.testing.grpc_servers import (  # noqa: E402
+    ProviderServer,
+    from_struct,
+    to_struct,
+)
+
+URN = "urn:pulumi:bench::bench::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
+EMAIL_CONFIG = "/api/v1/transports/email-config"
+# SMTP verification latency the emulator adds to every handshake (PUT, verify, send).
+# A TLS handshake plus AUTH to a hosted SMTP service (SES, Office 365, SendGrid) from a
+# cloud region takes roughly 0.2-1 s; 0.3 s is the low end, so the naive loop is not
+# flattered, and it keeps `make bench` short.
+SMTP_DELAY = 0.3
+WRITE_METHODS = ("PUT", "PATCH", "POST", "DELETE")
+
+
+# --- the emulator, in its own process ------------------------------------------------------
+
+
+class EmulatorProcess:
+    def __init__(self, tenants: Sequence[str], smtp_delay: float = 0.0) -> None:
+        argv = [sys.executable, "-m", "qlik_email_resource.emulator", "--quiet",
+                "--smtp-delay", str(smtp_delay)]
+        for name in tenants:
+            argv += ["--tenant", name]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the emulator did not start: run `python -m "
+                             "qlik_email_resource.emulator` to see why")
+        self.info: dict[str, Any] = json.loads(line)
+        self.admin = self.info["admin_url"]
+        self.ca_file: str = self.info["ca_file"]
+        self.http = requests.Session()
+
+    def tenant(self, name: str) -> dict[str, str]:
+        return dict(self.info["tenants"][name])
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self.http.get(f"{self.admin}/requests", timeout=60).json())
+
+    def clear_requests(self) -> None:
+        self.http.delete(f"{self.admin}/requests", timeout=60)
+
+    def reset(self) -> None:
+        self.http.post(f"{self.admin}/reset", timeout=60)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@contextmanager
+def emulator(tenants: Sequence[str], smtp_delay: float = 0.0) -> Iterator[EmulatorProcess]:
+    emu = EmulatorProcess(tenants, smtp_delay)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: str
+    goal: str = ""
+    verdict: str = ""
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, *args: str, **kwargs: str) -> None:
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        print(f"  {row.metric}: {row.value} {row.verdict}".rstrip(), flush=True)
+
+    def table(self) -> str:
+        headers = ("section", "metric", "value", "goal", "verdict")
+        cells = [headers, *((r.section, r.metric, r.value, r.goal, r.verdict) for r in self.rows)]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip()
+                 for cell in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        notes = [f"  [{r.section}] {r.metric}: {r.note}" for r in self.rows if r.note]
+        return "\n".join(lines + (["", "notes:", *notes] if notes else []))
+
+
+def verdict(met: bool, gap: str) -> str:
+    return "met" if met else f"NOT MET ({gap})"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+# --- 1. HTTP calls per operation ---------------------------------------------------------------
+
+
+def provider_string(provider: Any) -> str:
+    serialized, _ = _serialize(True, serialize_provider, provider)
+    return str(serialized)
+
+
+class Engine:
+    """The engine's calls for one resource, against a provider host."""
+
+    def __init__(self, server: ProviderServer, provider: str) -> None:
+        self.stub = server.stub
+        self.provider = provider
+
+    def check(self, props: Mapping[str, Any], olds: Any = None) -> Any:
+        response = self.stub.Check(P.CheckRequest(
+            urn=URN, olds=olds or to_struct({}),
+            news=to_struct({"__provider": self.provider, **props})))
+        if response.failures:
+            raise SystemExit(f"check failed: {[(f.property, f.reason) for f in response.failures]}")
+        return response.inputs
+
+
+def calls_per_operation(report: Report) -> None:
+    print("1. HTTP calls per operation (real provider host, emulator request log)", flush=True)
+    with emulator(["bench"]) as emu:
+        tenant = emu.tenant("bench")
+        server = ProviderServer(env={"QLIK_CA_BUNDLE": emu.ca_file})
+        try:
+            server.configure({"qlik:tenantUrl": tenant["url"], "qlik:apiKey": tenant["api_key"]})
+            engine = Engine(server, provider_string(TenantEmailConfigProvider()))
+            user, password = emu.info["smtp"]["username"], emu.info["smtp"]["password"]
+            props = {"server_address": "email-smtp.eu-west-2.amazonaws.com", "server_port": 465,
+                     "security_type": "SSL/TLS", "email_address": "qlik@example.com",
+                     "username": user, "email_password": password}
+            counts: dict[str, list[str]] = {}
+
+            def measure(name: str, action: Callable[[], Any]) -> Any:
+                emu.clear_requests()
+                result = action()
+                counts[name] = [r["method"] for r in emu.requests()]
+                return result
+
+            inputs = measure("check", lambda: engine.check(props))
+            created = measure("create", lambda: engine.stub.Create(
+                P.CreateRequest(urn=URN, properties=inputs)))
+            outs = created.properties
+            news = engine.check({**props, "server_port": 2465}, olds=inputs)
+            measure("diff", lambda: engine.stub.Diff(
+                P.DiffRequest(id=created.id, urn=URN, olds=outs, news=news)))
+            updated = measure("update (one field)", lambda: engine.stub.Update(
+                P.UpdateRequest(id=created.id, urn=URN, olds=outs, news=news)))
+            outs = updated.properties
+            measure("read", lambda: engine.stub.Read(
+                P.ReadRequest(id=created.id, urn=URN, properties=outs, inputs=news)))
+
+            def noop_up() -> Any:
+                again = engine.check({**props, "server_port": 2465}, olds=news)
+                diff = engine.stub.Diff(P.DiffRequest(id=created.id, urn=URN, olds=outs,
+                                                      news=again))
+                assert diff.changes != P.DiffResponse.DIFF_SOME, "a no-op up found changes"
+
+            measure("no-op up (check + diff)", noop_up)
+            measure("delete", lambda: engine.stub.Delete(
+                P.DeleteRequest(id=created.id, urn=URN, properties=outs)))
+            assert from_struct(outs)
+        finally:
+            server.stop()
+    expected = {"check": 0, "diff": 0, "create": 3, "update (one field)": 2, "read": 1,
+                "no-op up (check + diff)": 0, "delete": 1}
+    for name, methods in counts.items():
+        shown = f"{len(methods)}" + (f" ({' + '.join(methods)})" if methods else "")
+        goal = expected[name]
+        report.add("calls", name, shown, f"= {goal}",
+                   verdict(len(methods) == goal, f"{len(methods) - goal:+d} calls"))
+    report.raw["calls"] = counts
+
+
+# --- 2. cold start ---------------------------------------------------------------------------
+
+
+def cold_start(report: Report, runs: int) -> None:
+    print(f"2. provider cold start, spawn to first completed Create ({runs} runs each)",
+          flush=True)
+    ours: list[float] = []
+    minimal: list[float] = []
+    with emulator(["bench"]) as emu:
+        tenant = emu.tenant("bench")
+        user, password = emu.info["smtp"]["username"], emu.info["smtp"]["password"]
+        props = {"server_address": "email-smtp.eu-west-2.amazonaws.com", "server_port": 465,
+                 "security_type": "SSL/TLS", "email_address": "qlik@example.com",
+                 "username": user, "email_password": password}
+        env = {"QLIK_CA_BUNDLE": emu.ca_file, "BENCH_API_KEY": tenant["api_key"],
+               "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+        ours_string = provider_string(TenantEmailConfigProvider())
+        minimal_string = provider_string(MinimalProvider())
+
+        def once(provider: str, config: Mapping[str, str], news: Mapping[str, Any]) -> float:
+            started = time.perf_counter()
+            server = ProviderServer(env=env, cwd=HERE)
+            try:
+                server.configure(config)
+                engine = Engine(server, provider)
+                inputs = engine.check(news)
+                server.stub.Create(P.CreateRequest(urn=URN, properties=inputs))
+                return time.perf_counter() - started
+            finally:
+                server.stop()
+
+        config = {"qlik:tenantUrl": tenant["url"], "qlik:apiKey": tenant["api_key"]}
+        once(ours_string, config, props)  # warm the OS file cache for both
+        once(minimal_string, {}, {"url": tenant["url"] + EMAIL_CONFIG})
+        for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+            ours.append(once(ours_string, config, props))
+            minimal.append(once(minimal_string, {}, {"url": tenant["url"] + EMAIL_CONFIG}))
+    ratio = median(ours) / median(minimal)
+    report.add("cold start", "ours / minimal dynamic provider (median)", f"{ratio:.2f}x",
+               "<= 1.3x", verdict(ratio <= 1.3, f"{ratio - 1.3:+.2f}x over"),
+               note=f"ours {median(ours) * 1000:.0f} ms, minimal {median(minimal) * 1000:.0f} ms "
+               "(median); ours' Create is GET + PUT (the tenant verifies SMTP) + GET, "
+               "the minimal one is a single GET")
+    report.raw["cold_start"] = {"ours": ours, "minimal": minimal}
+
+
+# --- 3. import cost ----------------------------------------------------------------------------
+
+
+def import_time(statement: str) -> float:
+    code = ("import time; t = time.perf_counter(); " + statement
+            + "; print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def import_cost(report: Report, runs: int) -> None:
+    print(f"3. import cost, fresh interpreters ({runs} runs each)", flush=True)
+    statements = {
+        "pulumi": "import pulumi",
+        "package": "import qlik_email_resource",
+        "resource": "from qlik_email_resource import TenantEmailConfig",
+    }
+    times: dict[str, list[float]] = {k: [] for k in statements}
+    for _ in range(runs):
+        for key, statement in statements.items():
+            times[key].append(import_time(statement))
+    pulumi_s = median(times["pulumi"])
+    package = median(times["package"]) / pulumi_s
+    resource = median(times["resource"]) / pulumi_s
+    report.add("import", "`import qlik_email_resource` / `import pulumi`", f"{package:.2f}x",
+               note=f"pulumi {pulumi_s * 1000:.0f} ms; the package imports lazily")
+    report.add("import", "`from qlik_email_resource import TenantEmailConfig` / `import pulumi`",
+               f"{resource:.2f}x", note="the resource needs pulumi itself; the rest is ours")
+    report.raw["import"] = times
+
+
+# --- 4 and 5. the fleet ------------------------------------------------------------------------
+
+
+def tenant_names(count: int) -> list[str]:
+    return [f"t{i:03d}" for i in range(count)]
+
+
+def fleet_files(emu: EmulatorProcess, names: Sequence[str], folder: Path) -> tuple[Path, dict[str, str]]:
+    """A tenants file for the fleet command, and the environment holding its secrets."""
+    env = {"BENCH_SMTP_PASSWORD": emu.info["smtp"]["password"]}
+    tenants = {}
+    for name in names:
+        var = f"BENCH_KEY_{name.upper()}"
+        env[var] = emu.tenant(name)["api_key"]
+        tenants[name] = {"url": emu.tenant(name)["url"], "api_key_env": var,
+                         "ca_bundle": emu.ca_file}
+    document = {
+        "project": "bench-fleet",
+        "defaults": {
+            "server_address": "email-smtp.eu-west-2.amazonaws.com", "server_port": 465,
+            "security_type": "SSL/TLS", "email_address": "reports@example.com",
+            "username": emu.info["smtp"]["username"],
+            "email_password_env": "BENCH_SMTP_PASSWORD", "verify_connection": True,
+        },
+        "tenants": tenants,
+        "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+    }
+    path = folder / "tenants.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path, env
+
+
+@dataclass
+class FleetRun:
+    seconds: float
+    exit_code: int
+    output: str
+    requests: list[dict[str, Any]]
+
+    @property
+    def writes(self) -> int:
+        return sum(r["method"] in WRITE_METHODS for r in self.requests)
+
+    @property
+    def throttled(self) -> int:
+        return sum(r["status"] == 429 for r in self.requests)
+
+    def failed_tenants(self) -> int:
+        return sum(" failed " in f" {line} " for line in self.output.splitlines()
+                   if line.startswith("t") and line[1:4].isdigit())
+
+
+def run_fleet(emu: EmulatorProcess, tenants_file: Path, env: Mapping[str, str],
+              state_dir: Path, parallel: int) -> FleetRun:
+    emu.clear_requests()
+    argv = [sys.executable, "-m", "qlik_email_resource.fleet", "up", str(tenants_file),
+            "--offline", "--policy-pack", str(ROOT / "policies"), "--parallel", str(parallel),
+            "--state-dir", str(state_dir)]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
+                          cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"the fleet command failed to run:\n{done.stderr[-3000:]}")
+    return FleetRun(seconds, done.returncode, done.stdout, emu.requests())
+
+
+def naive_loop(emu: EmulatorProcess, names: Sequence[str]) -> FleetRun:
+    """The qlik.dev tutorial as a loop: per tenant, PATCH the full config, GET it, send a
+    test email to check it works; every run, whether anything changed or not."""
+    user, password = emu.info["smtp"]["username"], emu.info["smtp"]["password"]
+    body = [
+        {"op": "replace", "path": "/serverAddress", "value": "email-smtp.eu-west-2.amazonaws.com"},
+        {"op": "replace", "path": "/serverPort", "value": 465},
+        {"op": "replace", "path": "/securityType", "value": "SSL/TLS"},
+        {"op": "replace", "path": "/username", "value": user},
+        {"op": "replace", "path": "/emailAddress", "value": "reports@example.com"},
+        {"op": "replace", "path": "/emailPassword", "value": password},
+    ]
+    emu.clear_requests()
+    failures = 0
+    started = time.perf_counter()
+    for name in names:
+        tenant = emu.tenant(name)
+        url = tenant["url"] + EMAIL_CONFIG
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {tenant['api_key']}"
+            # verify per request: a session-level one loses to REQUESTS_CA_BUNDLE
+            tls = {"verify": emu.ca_file, "timeout": 60}
+            ok = http.patch(url, json=body, **tls).status_code == 204
+            ok &= http.get(url, **tls).ok
+            sent = http.post(url + "/actions/send-test-email", **tls,
+                             json={"recipient": "ops@example.com", "subject": "test",
+                                   "body": "tutorial check"})
+            ok &= sent.ok and bool(sent.json().get("success"))
+            failures += not ok
+    seconds = time.perf_counter() - started
+    return FleetRun(seconds, 1 if failures else 0, f"{failures} failed", emu.requests())
+
+
+def fleet(report: Report, count: int) -> None:
+    print(f"4-5. fleet of {count} tenants, offline runner, default rate limits, "
+          f"SMTP delay {SMTP_DELAY} s", flush=True)
+    names = tenant_names(count)
+    with emulator(names, smtp_delay=SMTP_DELAY) as emu, \
+            tempfile.TemporaryDirectory(prefix="qlik-bench-") as tmp:
+        folder = Path(tmp)
+        tenants_file, env = fleet_files(emu, names, folder)
+
+        serial = run_fleet(emu, tenants_file, env, folder / "state-p1", parallel=1)
+        print(f"  roll-out --parallel 1: {serial.seconds:.1f} s", flush=True)
+        emu.reset()
+        parallel = run_fleet(emu, tenants_file, env, folder / "state-p16", parallel=16)
+        print(f"  roll-out --parallel 16: {parallel.seconds:.1f} s", flush=True)
+        noop = run_fleet(emu, tenants_file, env, folder / "state-p16", parallel=16)
+        print(f"  no-op reconcile: {noop.seconds:.1f} s", flush=True)
+        naive = naive_loop(emu, names)
+        print(f"  naive tutorial loop: {naive.seconds:.1f} s", flush=True)
+
+    for label, run in (("--parallel 1", serial), ("--parallel 16", parallel)):
+        if run.exit_code != 0 or run.failed_tenants():
+            raise SystemExit(f"the roll-out with {label} had failures:\n{run.output[-3000:]}")
+    speedup = serial.seconds / parallel.seconds
+    report.add("fleet", f"first roll-out, {count} tenants: --parallel 1 / --parallel 16",
+               f"{speedup:.2f}x",
+               note=f"{serial.seconds:.1f} s vs {parallel.seconds:.1f} s")
+    failures = serial.failed_tenants() + parallel.failed_tenants()
+    throttled = serial.throttled + parallel.throttled
+    report.add("fleet", "roll-out tenants failed by 429", str(failures), "0",
+               verdict(failures == 0, f"{failures} failed"),
+               note=f"{throttled} answers were 429 and retried within the budget")
+    faster = naive.seconds / noop.seconds
+    report.add("fleet", f"no-op reconcile, {count} tenants: naive loop / ours", f"{faster:.1f}x",
+               ">= 10x", verdict(faster >= 10, f"{10 - faster:.1f}x short"),
+               note=f"ours {noop.seconds:.1f} s, naive {naive.seconds:.1f} s")
+    report.add("fleet", "writes in a no-op reconcile: ours", str(noop.writes), "0",
+               verdict(noop.writes == 0 and noop.exit_code == 0, f"{noop.writes} writes"),
+               note=f"{len(noop.requests)} API calls in all")
+    report.add("fleet", "writes in a no-op run: naive loop", str(naive.writes),
+               note=f"{len(naive.requests)} API calls, {count} test emails")
+    report.raw["fleet"] = {k: {"seconds": v.seconds, "writes": v.writes,
+                               "calls": len(v.requests), "throttled": v.throttled}
+                           for k, v in (("serial", serial), ("parallel16", parallel),
+                                        ("noop", noop), ("naive", naive))}
+
+
+# --- 6. size ---------------------------------------------------------------------------------
+
+
+def provider_size(report: Report) -> None:
+    print("6. serialized provider", flush=True)
+    encoded = provider_string(TenantEmailConfigProvider())
+    raw = base64.b64decode(encoded)
+    report.add("state", "serialized provider (__provider), bytes", str(len(encoded)), "< 1024",
+               verdict(len(encoded) < 1024, f"{len(encoded) - 1024} bytes over"),
+               note=f"{len(raw)} bytes of pickle, base64-encoded; pickled by reference")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30 tenants, fewer repetitions")
+    parser.add_argument("--tenants", type=int, help="fleet size (default 200, --quick 30)")
+    parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
+    args = parser.parse_args(argv)
+    count = args.tenants or (30 if args.quick else 200)
+    runs = 3 if args.quick else 7
+    report = Report()
+    started = time.perf_counter()
+    calls_per_operation(report)
+    cold_start(report, runs)
+    import_cost(report, runs)
+    provider_size(report)
+    fleet(report, count)
+    elapsed = time.perf_counter() - started
+    print(f"\nqlik-email-resource benchmarks ({count} tenants, {elapsed:.0f} s, "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n")
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": [r.__dict__ for r in report.rows],
+                                               "raw": report.raw}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
