@@ -315,7 +315,9 @@ def tenant_names(count: int) -> list[str]:
     return [f"t{i:03d}" for i in range(count)]
 
 
-def fleet_files(emu: EmulatorProcess, names: Sequence[str], folder: Path) -> tuple[Path, dict[str, str]]:
+def fleet_files(
+    emu: EmulatorProcess, names: Sequence[str], folder: Path
+) -> tuple[Path, dict[str, str]]:
     """A tenants file for the fleet command, and the environment holding its secrets."""
     env = {"BENCH_SMTP_PASSWORD": emu.info["smtp"]["password"]}
     tenants = {}
@@ -396,10 +398,10 @@ def naive_loop(emu: EmulatorProcess, names: Sequence[str]) -> FleetRun:
         with requests.Session() as http:
             http.headers["Authorization"] = f"Bearer {tenant['api_key']}"
             # verify per request: a session-level one loses to REQUESTS_CA_BUNDLE
-            tls = {"verify": emu.ca_file, "timeout": 60}
-            ok = http.patch(url, json=body, **tls).status_code == 204
-            ok &= http.get(url, **tls).ok
-            sent = http.post(url + "/actions/send-test-email", **tls,
+            ca = emu.ca_file
+            ok = http.patch(url, json=body, verify=ca, timeout=60).status_code == 204
+            ok &= http.get(url, verify=ca, timeout=60).ok
+            sent = http.post(url + "/actions/send-test-email", verify=ca, timeout=60,
                              json={"recipient": "ops@example.com", "subject": "test",
                                    "body": "tutorial check"})
             ok &= sent.ok and bool(sent.json().get("success"))
