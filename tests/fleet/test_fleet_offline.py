@@ -140,8 +140,7 @@ def test_fleet_offline_twenty_tenants_one_failing_then_repaired_then_noop(
     emu.clear_requests()
     fourth = _run(Fleet(emu, changed_file, fleet.secrets), "up", tmp_path)
     assert fourth.code == 0
-    row = fourth.row("tenant-03")
-    assert row[:2] == ["tenant-03", "updated"] and "sender_name" in row[2]
+    assert fourth.row("tenant-03")[:3] == ["tenant-03", "updated", "sender_name"]
     assert {r["tenant"] for r in _writes(emu) if r["method"] in ("PUT", "PATCH")} == set(TENANTS)
 
 
