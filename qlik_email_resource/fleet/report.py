@@ -12,6 +12,7 @@ from typing import TextIO
 # Results that count as a failure of the tenant (exit code 1).
 FAILED = "failed"
 BLOCKED = "blocked"  # a mandatory policy stopped the change: nothing was written
+DETAIL_WIDTH = 100
 
 
 @dataclass
@@ -109,6 +110,8 @@ class Progress:
             width = len(str(self.total))
             changed = [c for c in result.changed if c != "(new)"]
             detail = result.error.splitlines()[0] if result.error else _cell(changed, "")
+            if len(detail) > DETAIL_WIDTH:  # the full text is in the table's error section
+                detail = detail[: DETAIL_WIDTH - 3] + "..."
             line = (
                 f"[{self.done:>{width}}/{self.total}] {result.tenant}: {result.result}"
                 f"{f' ({detail})' if detail else ''} in {result.seconds:.1f}s"

@@ -36,11 +36,14 @@ def test_fleet_report_progress_prints_one_line_per_finished_tenant() -> None:
     progress.start("a")
     progress.finish(TenantResult("a", "updated", changed=["sender_name"], seconds=0.25))
     progress.finish(TenantResult("b", "failed", error="boom\ntraceback"))
+    progress.finish(TenantResult("c", "blocked", error="x" * 300))
     progress.close()
-    assert stream.getvalue().splitlines() == [
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == [
         "[1/2] a: updated (sender_name) in 0.2s",
         "[2/2] b: failed (boom) in 0.0s",
     ]
+    assert lines[2] == f"[3/2] c: blocked ({'x' * 97}...) in 0.0s"
 
 
 def test_fleet_report_redact_replaces_every_secret() -> None:
