@@ -32,7 +32,7 @@ def test_fleet_report_all_good_has_no_error_section() -> None:
 
 def test_fleet_report_progress_prints_one_line_per_finished_tenant() -> None:
     stream = io.StringIO()
-    progress = Progress(2, "up", stream)
+    progress = Progress(3, "up", stream)
     progress.start("a")
     progress.finish(TenantResult("a", "updated", changed=["sender_name"], seconds=0.25))
     progress.finish(TenantResult("b", "failed", error="boom\ntraceback"))
@@ -40,10 +40,10 @@ def test_fleet_report_progress_prints_one_line_per_finished_tenant() -> None:
     progress.close()
     lines = stream.getvalue().splitlines()
     assert lines[:2] == [
-        "[1/2] a: updated (sender_name) in 0.2s",
-        "[2/2] b: failed (boom) in 0.0s",
+        "[1/3] a: updated (sender_name) in 0.2s",
+        "[2/3] b: failed (boom) in 0.0s",
     ]
-    assert lines[2] == f"[3/2] c: blocked ({'x' * 97}...) in 0.0s"
+    assert lines[2] == f"[3/3] c: blocked ({'x' * 97}...) in 0.0s"
 
 
 def test_fleet_report_redact_replaces_every_secret() -> None:
