@@ -43,8 +43,8 @@ from qlik_email_resource.testing.grpc_servers import ProviderServer
 # A real retry budget (3 retries), with short waits so the suite stays fast.
 RETRY_ENV = {"QLIK_MAX_RETRIES": "3", "QLIK_BACKOFF_FACTOR": "0.01",
              "QLIK_RETRY_AFTER_MAX": "0"}
-READ_TIMEOUT = 1.0
-SLOW = 2.5  # latency well beyond READ_TIMEOUT
+READ_TIMEOUT = 1.5
+SLOW = 3.0  # latency well beyond READ_TIMEOUT
 
 
 @pytest.fixture(scope="module")

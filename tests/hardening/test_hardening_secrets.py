@@ -338,3 +338,39 @@ def test_the_scans_saw_real_traffic(channels: Channels) -> None:
     assert any("ops@example.com" in m for m in channels.texts["emulator mailbox"])
     fleet = "\n".join(channels.texts["fleet table, progress and state"])
     assert "fleet1" in fleet and "fleet2" in fleet
+
+
+def test_no_secret_in_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` end to end: its output and working files hold no credential."""
+    demo = pytest.importorskip("qlik_email_resource.demo")
+    import qlik_email_resource.emulator as emulator_package
+
+    seen: list[str] = []
+
+    class CanaryEmulator(emulator_package.Emulator):
+        def start(self) -> CanaryEmulator:
+            super().start()
+            for i, name in enumerate(self.tenant_names):
+                set_credentials(self, name, api_key=f"qlikemu_CANARY-DEMO-KEY-{i}-98765",
+                                client_secret=f"CANARY-DEMO-CLIENT-SECRET-{i}-4321")
+            info = self.info
+            seen.extend([info["smtp"]["password"], *(
+                value for t in info["tenants"].values()
+                for key, value in t.items() if key in ("api_key", "client_secret")
+            )])
+            return self
+
+    monkeypatch.setattr(emulator_package, "Emulator", CanaryEmulator)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = demo.main(["--workdir", str(tmp_path / "demo"), "--verbose"], out=out)
+    text = out.getvalue()
+    assert code == 0, text[-2000:]
+    assert len(seen) >= 5 and "CANARY-DEMO-KEY" in " ".join(seen)
+    files = [p for p in (tmp_path / "demo").rglob("*")
+             if p.is_file() and "emulator" not in p.relative_to(tmp_path / "demo").parts]
+    for where, content in [("demo output", text),
+                           *((str(p), p.read_text(errors="replace")) for p in files)]:
+        for secret in seen:
+            for form in forms(secret):
+                assert form not in content, f"{where} leaks a credential ({form[:12]}...)"
