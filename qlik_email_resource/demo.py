@@ -13,6 +13,7 @@ when it is on PATH; otherwise the offline runner does, and says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -42,6 +43,12 @@ TENANTS = ("demo", "acme")
 DRIFT_TENANT = "demo"
 DRIFT_FIELD = ("sender_name", "senderName", "Changed in the Qlik console")
 RECIPIENT = "you@example.com"
+# The pack's policies (policies/rules.py), to find them in the CLI's text output.
+POLICY_NAMES = (
+    "email-tls-required", "email-allowed-ports", "email-port-matches-security",
+    "email-allowed-smtp-hosts", "email-sender-domains", "email-tenant-url",
+    "email-credentials-present", "email-verify-on-apply", "email-one-config-per-tenant",
+)
 # Only protects the demo's throw-away local backend; never use it for real stacks.
 DEMO_PASSPHRASE = "qlik-email-demo-not-a-secret"
 
@@ -92,6 +99,7 @@ class Outcome:
     text: str
     changed: dict[str, list[str]] = field(default_factory=dict)  # op -> fields
     violations: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # one line per violation
     always_show: bool = False
 
 
@@ -181,7 +189,14 @@ class OfflineEngine:
             text=result.report(),
             changed=changed,
             violations=[f"{v.policy} ({v.level})" for v in result.violations],
+            details=[v.message.strip().splitlines()[-1] for v in result.violations],
         )
+
+
+    def preview_change(self, resolved: ResolvedTenant, change: Mapping[str, Any]) -> Outcome:
+        """Preview the stack as if its settings had ``change``; writes nothing."""
+        tenant = dataclasses.replace(resolved.tenant, email={**resolved.tenant.email, **change})
+        return self.run("preview", dataclasses.replace(resolved, tenant=tenant))
 
 
 class CliEngine:
@@ -251,6 +266,24 @@ class CliEngine:
         text = (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).strip()
         # The CLI's own output is the point of this path: it is always shown.
         return Outcome(ok=proc.returncode == 0, text=text, always_show=True)
+
+    def preview_change(self, resolved: ResolvedTenant, change: Mapping[str, Any]) -> Outcome:
+        """`pulumi preview` on a copy of the stack config with ``change`` applied."""
+        common = self._configure(resolved)
+        name = resolved.tenant.name
+        trial = self.work / f"Pulumi.{name}.trial.yaml"
+        shutil.copyfile(self.work / f"Pulumi.{name}.yaml", trial)
+        for key, value in change.items():
+            text = json.dumps(value) if isinstance(value, bool) else str(value)
+            self._pulumi(["config", "set", "--stack", name, "--config-file", str(trial),
+                          f"email:{PROGRAM_KEYS[key]}"], stdin=text)
+        args = ["preview", *common[:2], "--config-file", str(trial), "--diff",
+                "--policy-pack", str(self.root / "policies"),
+                "--policy-pack-config", str(self.policy_config_file)]
+        proc = self._pulumi(args, check=False)
+        text = (proc.stdout + "\n" + proc.stderr).strip()
+        return Outcome(ok=proc.returncode == 0, text=text, always_show=True,
+                       violations=[p for p in POLICY_NAMES if p in text])
 
 
 @contextmanager
@@ -353,6 +386,20 @@ def run_demo(work: Path, *, keep_running: bool, verbose: bool, out: TextIO) -> i
             )
             if config.get("isValid") is not True:
                 raise DemoError(f"tenant {resolved.tenant.name} reports an invalid configuration")
+
+        bad = {"security_type": "none", "server_port": 25}
+        console.step("Policy gate: preview a change to plain SMTP (security_type none, port 25)")
+        emu.clear_requests()
+        outcome = engine.preview_change(tenants[0], bad)
+        if verbose or outcome.always_show:
+            console.info(outcome.text)
+        for detail in outcome.details:
+            console.info(f"policy: {detail}")
+        writes = [r for r in emu.requests() if r["method"] != "GET"]
+        if outcome.ok or "email-tls-required" not in " ".join(outcome.violations) or writes:
+            raise DemoError("the policy pack did not block a change to plain SMTP")
+        console.info(f"{tenants[0].tenant.name}: blocked by {', '.join(outcome.violations)}; "
+                     "nothing was sent to the tenant")
 
         console.step("Send a test email from each tenant")
         emu.clear_mailbox()

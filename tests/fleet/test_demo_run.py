@@ -29,12 +29,16 @@ def _demo(workdir: Path, *, path: str | None = None) -> subprocess.CompletedProc
 
 def _check_output(out: str) -> None:
     steps = re.findall(r"^==> (\d+)\. (.*)$", out, re.M)
-    assert [n for n, _ in steps] == ["1", "2", "3", "4", "5", "6"], out
+    assert [n for n, _ in steps] == ["1", "2", "3", "4", "5", "6", "7"], out
     assert "Start the Qlik emulator: tenants demo, acme" in out
     # policy review before the change, one line per tenant
     assert re.search(r"^    demo: would create; no policy violations$", out, re.M), out
     assert re.search(r"^    acme: would create; no policy violations$", out, re.M), out
     assert re.search(r"^    acme: the tenant now holds .* isValid=True$", out, re.M), out
+    # the pack blocks a change to plain SMTP, and the tenant is not touched
+    assert re.search(
+        r"^    demo: blocked by email-tls-required \(mandatory\).*nothing was sent", out, re.M
+    ), out
     # both test mails reached the inbox (the demo reads the emulator's mailbox)
     assert "Test mail from Qlik tenant demo" in out
     assert "Test mail from Qlik tenant acme" in out
