@@ -202,14 +202,15 @@ class OfflineEngine:
 class CliEngine:
     """The real `pulumi` CLI on the repo's program, state in a local file backend.
 
-    Stack config goes to files under .demo/ (`--config-file`), so the clone's own
-    Pulumi.<stack>.yaml files are never touched; secrets reach the CLI on stdin,
-    never on a command line.
+    The CLI runs in a copy of the project under .demo/project (Pulumi.yaml and
+    __main__.py), so the stack files it writes (Pulumi.demo.yaml, ...) never land
+    in the clone. Secrets reach the CLI on stdin, never on a command line.
     """
 
     def __init__(self, root: Path, work: Path, policy_config: Mapping[str, Any]) -> None:
         self.root = root
         self.work = work
+        self.project = _project_copy(root, work / "project")
         state = work / "pulumi-state"
         state.mkdir(parents=True, exist_ok=True)
         self.policy_config_file = work / "policy-config.json"
@@ -231,7 +232,7 @@ class CliEngine:
         flags = [] if stdin is not None else ["--non-interactive"]
         proc = subprocess.run(
             ["pulumi", *flags, "--color", "never", *args],
-            cwd=self.root, env=self.env, input=stdin, capture_output=True, text=True,
+            cwd=self.project, env=self.env, input=stdin, capture_output=True, text=True,
             check=False,
         )
         if check and proc.returncode != 0:
@@ -241,8 +242,7 @@ class CliEngine:
 
     def _configure(self, resolved: ResolvedTenant) -> list[str]:
         name = resolved.tenant.name
-        config_file = self.work / f"Pulumi.{name}.yaml"
-        common = ["--stack", name, "--config-file", str(config_file)]
+        common = ["--stack", name]
         if name not in self._configured:
             if self._pulumi(["stack", "select", name], check=False).returncode != 0:
                 self._pulumi(["stack", "init", name])
@@ -271,19 +271,35 @@ class CliEngine:
         """`pulumi preview` on a copy of the stack config with ``change`` applied."""
         common = self._configure(resolved)
         name = resolved.tenant.name
+        # A copy of the stack's config file, so the real one keeps the deployed values.
         trial = self.work / f"Pulumi.{name}.trial.yaml"
-        shutil.copyfile(self.work / f"Pulumi.{name}.yaml", trial)
+        shutil.copyfile(self.project / f"Pulumi.{name}.yaml", trial)
         for key, value in change.items():
             text = json.dumps(value) if isinstance(value, bool) else str(value)
             self._pulumi(["config", "set", "--stack", name, "--config-file", str(trial),
                           f"email:{PROGRAM_KEYS[key]}"], stdin=text)
-        args = ["preview", *common[:2], "--config-file", str(trial), "--diff",
+        args = ["preview", *common, "--config-file", str(trial), "--diff",
                 "--policy-pack", str(self.root / "policies"),
                 "--policy-pack-config", str(self.policy_config_file)]
         proc = self._pulumi(args, check=False)
         text = (proc.stdout + "\n" + proc.stderr).strip()
         return Outcome(ok=proc.returncode == 0, text=text, always_show=True,
                        violations=[p for p in POLICY_NAMES if p in text])
+
+
+def _project_copy(root: Path, target: Path) -> Path:
+    """The repo's program in ``target``, its virtualenv made absolute (this Python's)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(root / "__main__.py", target / "__main__.py")
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    runtime = project.get("runtime")
+    if isinstance(runtime, dict) and sys.prefix != sys.base_prefix:
+        runtime.setdefault("options", {})["virtualenv"] = sys.prefix
+    (target / "Pulumi.yaml").write_text(
+        "# A working copy of the repo's Pulumi.yaml, written by `make demo`.\n"
+        + yaml.safe_dump(project, sort_keys=False)
+    )
+    return target
 
 
 @contextmanager
@@ -334,7 +350,7 @@ def run_demo(work: Path, *, keep_running: bool, verbose: bool, out: TextIO) -> i
     work.mkdir(parents=True, exist_ok=True)
     # Every run starts a fresh emulator (new ports, keys and empty tenants), so
     # stacks from an earlier run would point at tenants that no longer exist.
-    for stale in ("offline-state", "pulumi-state", "emulator"):
+    for stale in ("offline-state", "pulumi-state", "emulator", "project"):
         shutil.rmtree(work / stale, ignore_errors=True)
     for config_file in work.glob("Pulumi.*.yaml"):
         config_file.unlink()
