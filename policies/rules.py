@@ -57,6 +57,11 @@ DEFAULT_ALLOWED_PORTS = [465, 587, 2465, 2587]
 DEFAULT_IMPLICIT_TLS_PORTS = [465, 2465]
 DEFAULT_STARTTLS_PORTS = [587, 2587]
 DEFAULT_TENANT_DOMAINS = ["*.qlikcloud.com"]
+# JSON schema of a port-list setting; the CLI validates policy config against it.
+_PORT_LIST: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+}
 
 
 # --------------------------------------------------------------------------- reading values
@@ -526,8 +531,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         config_schema=PolicyConfigSchema(
             properties={
                 "allowedPorts": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    **_PORT_LIST,
                     "default": DEFAULT_ALLOWED_PORTS,
                     "description": "Ports a TenantEmailConfig may use.",
                 }
@@ -542,14 +546,12 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         config_schema=PolicyConfigSchema(
             properties={
                 "implicitTlsPorts": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    **_PORT_LIST,
                     "default": DEFAULT_IMPLICIT_TLS_PORTS,
                     "description": "Ports that speak TLS from the first byte ('SSL/TLS').",
                 },
                 "startTlsPorts": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    **_PORT_LIST,
                     "default": DEFAULT_STARTTLS_PORTS,
                     "description": "Submission ports that upgrade with STARTTLS ('StartTLS').",
                 },
