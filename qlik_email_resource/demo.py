@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from qlik_email_resource.emulator.http import inbox_html
 from qlik_email_resource.errors import QlikError
 from qlik_email_resource.fleet.report import redact
 from qlik_email_resource.fleet.tenants import (
@@ -433,6 +434,10 @@ def run_demo(work: Path, *, keep_running: bool, verbose: bool, out: TextIO) -> i
         for mail in mails:
             console.info(f"inbox: from {mail['from']} to {mail['to']}: {mail['subject']}")
         console.info(f"see them at {emu.mailbox_url}")
+        # A copy that outlives the emulator, so the mails can be read after the demo ends.
+        inbox_file = work / "inbox.html"
+        inbox_file.write_text(inbox_html(emu.mailbox()), encoding="utf-8")
+        console.info(f"or, after the demo, in {inbox_file}")
 
         field_name, qlik_name, value = DRIFT_FIELD
         console.step(f"Drift: change {field_name} of tenant {DRIFT_TENANT} behind Pulumi's back")
@@ -468,8 +473,8 @@ def run_demo(work: Path, *, keep_running: bool, verbose: bool, out: TextIO) -> i
         if keep_running:
             console.info(f"inbox: {emu.mailbox_url}")
         else:
-            console.info(f"inbox: {emu.mailbox_url} (emulator stopped; to browse it, run "
-                         "`.venv/bin/python -m qlik_email_resource.demo --keep-running`)")
+            console.info(f"inbox: {work / 'inbox.html'} (the emulator is stopped; for the live "
+                         "page run `.venv/bin/python -m qlik_email_resource.demo --keep-running`)")
     return 0
 
 

@@ -59,6 +59,10 @@ def test_demo_runs_end_to_end_offline(tmp_path: Path) -> None:
     state = json.loads((tmp_path / "demo" / "offline-state" / "demo.json").read_text())
     (resource,) = state["resources"]
     assert set(resource["inputs"]["email_password"]) == {"secure"}
+    # the inbox outlives the emulator as a page the user can open
+    inbox = (tmp_path / "demo" / "inbox.html").read_text()
+    assert "Test mail from Qlik tenant demo" in inbox
+    assert "Test mail from Qlik tenant acme" in inbox
 
 
 def test_demo_keep_running_serves_the_inbox_until_stopped(tmp_path: Path) -> None:
