@@ -138,6 +138,12 @@ class OfflineStack:
             if mandatory:
                 result.ok = False
                 raise PolicyViolationError(mandatory, result)
+            if _nothing_to_do(plan, state, result):
+                # The preview pass saw every resource unchanged and the same stack
+                # outputs: the apply pass would write nothing, so skip it (and the
+                # state write). This halves the cost of a no-op fleet reconcile.
+                result.outputs = _mask(plan[1])
+                return result
             result.steps = []
             mocks, outputs, error = self._pass(state, preview=False, analyze=False, raise_=False)
             new_state = StackState(self.project, self.stack, outputs=outputs)
@@ -501,6 +507,20 @@ def _stack_outputs() -> dict[str, Any]:
         secret = _sync_await(output.is_secret())
         result[name] = wrap_secret(resolved) if secret else resolved
     return result
+
+
+def _nothing_to_do(
+    plan: tuple[EngineMocks, dict[str, Any], OfflineRunError | None],
+    state: StackState,
+    result: RunResult,
+) -> bool:
+    mocks, outputs, error = plan
+    return (
+        error is None
+        and not mocks.pending_deletes
+        and all(step.op == "same" for step in result.steps)
+        and outputs == state.outputs
+    )
 
 
 def _mask(outputs: Mapping[str, Any]) -> dict[str, Any]:

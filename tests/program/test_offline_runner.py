@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
-from toy_provider import toy_program
+from toy_provider import Thing, toy_program
 
 from qlik_email_resource.testing import (
     HEADER,
@@ -85,6 +86,39 @@ def test_up_creates_then_noop_up_writes_nothing(make_stack: Any, store: Path) ->
     second = stack.up()
     assert ops(second) == [("alpha", "same"), ("beta", "same")]
     assert writes(store) == before
+
+
+def test_noop_up_leaves_the_state_file_alone_but_new_outputs_are_saved(
+    tmp_path: Path, store: Path, provider: ProviderServer
+) -> None:
+    # A no-op up skips its apply pass; a changed export alone must still reach state.
+    store.unlink(missing_ok=True)
+
+    def program() -> None:
+        cfg = pulumi.Config("toy")
+        thing = Thing("alpha", {"name": "alpha", "port": "465", "security": "tls",
+                                "password": cfg.require_secret("password")})
+        pulumi.export("port", thing.port)
+        pulumi.export("label", cfg.get("label") or "first")
+
+    def stack(**config: Any) -> OfflineStack:
+        return OfflineStack(
+            program, project="toy", stack="dev",
+            config={"toy:password": Secret(PASSWORD), **config},
+            state_file=tmp_path / "dev.json", provider_server=provider, quiet=True,
+        )
+
+    stack().up()
+    state_file = tmp_path / "dev.json"
+    saved = state_file.read_bytes()
+    noop = stack().up()
+    assert ops(noop) == [("alpha", "same")] and noop.outputs["label"] == "first"
+    assert state_file.read_bytes() == saved
+
+    relabelled = stack(**{"toy:label": "second"}).up()
+    assert ops(relabelled) == [("alpha", "same")]
+    assert relabelled.outputs["label"] == "second"
+    assert stack(**{"toy:label": "second"}).state().outputs["label"] == "second"
 
 
 def test_update_changes_one_field(make_stack: Any, store: Path) -> None:
