@@ -2,4 +2,5 @@ import sys
 
 from qlik_email_resource.fleet.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -70,6 +71,9 @@ class _Subprocess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
+        # A server whose owner forgets stop() (or dies of an exception) must not
+        # outlive this process: `python -m pulumi.dynamic` serves until killed.
+        weakref.finalize(self, _terminate, self.proc)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
@@ -105,6 +109,12 @@ class _Subprocess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def _child_env(extra: Mapping[str, str] | None) -> dict[str, str]:
