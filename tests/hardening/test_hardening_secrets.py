@@ -20,6 +20,8 @@ import contextlib
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -34,7 +36,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hardening_harness import Engine, clear_text
 
+# Everything the runs below import from the package is imported here, at collection:
+# pytest rewrites this package's modules on import (it is a pytest11 plugin's
+# distribution), and on CPython 3.11 that compile can fail spuriously with "AST
+# constructor recursion depth mismatch" when it happens deep inside a later test.
+import qlik_email_resource.demo as demo_module
+import qlik_email_resource.resource  # noqa: F401
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.testing import OfflineStack, Secret
 from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
 
 API_KEY = "qlikemu_CANARY-API-KEY-31415"
@@ -133,8 +142,6 @@ class Channels:
 
 @pytest.fixture(scope="module")
 def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
-    from qlik_email_resource.testing import OfflineStack, Secret
-
     tmp = tmp_path_factory.mktemp("secrets")
     found = Channels()
     collector = Collector()
@@ -268,8 +275,6 @@ def _runner_server_logs(tmp: Path) -> list[str]:
 
 
 def run_fleet(emu: Emulator, tmp: Path) -> list[str]:
-    from qlik_email_resource.fleet.cli import main
-
     tenants = tmp / "tenants.yaml"
     tenants.write_text(json.dumps({
         "project": "canary-fleet",
@@ -286,20 +291,20 @@ def run_fleet(emu: Emulator, tmp: Path) -> list[str]:
         },
         "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
     }))
-    env = {"CANARY_SMTP_PASSWORD": SMTP_ROTATED, "CANARY_FLEET_KEY": FLEET_KEY,
-           "CANARY_WRONG_KEY": WRONG_KEY, "QLIK_LOG_LEVEL": "DEBUG"}
+    env = {**os.environ, "CANARY_SMTP_PASSWORD": SMTP_ROTATED, "CANARY_FLEET_KEY": FLEET_KEY,
+           "CANARY_WRONG_KEY": WRONG_KEY, "QLIK_LOG_LEVEL": "DEBUG",
+           # the servers the fleet starts log to temp files: keep them in tmp for the scan
+           "TMPDIR": str(tmp)}
     texts = []
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        for _ in range(2):  # first roll-out, then a no-op run
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out):
-                code = main(["up", str(tenants), "--offline", "--policy-pack", str(POLICIES),
-                             "--state-dir", str(tmp / "fleet-state"), "--parallel", "2"],
-                            stdout=out, stderr=err)
-            assert code == 1, err.getvalue()  # fleet2 fails
-            texts += [out.getvalue(), err.getvalue()]
+    # The CLI in a process of its own, as users run it.
+    for _ in range(2):  # first roll-out, then a no-op run
+        done = subprocess.run(
+            [sys.executable, "-m", "qlik_email_resource.fleet", "up", str(tenants), "--offline",
+             "--policy-pack", str(POLICIES), "--state-dir", str(tmp / "fleet-state"),
+             "--parallel", "2"],
+            capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+        assert done.returncode == 1, done.stderr[-2000:]  # fleet2 fails, fleet1 works
+        texts += [done.stdout, done.stderr]
     texts += [p.read_text(errors="replace") for p in (tmp / "fleet-state").rglob("*")
               if p.is_file()]
     return texts
@@ -342,7 +347,6 @@ def test_the_scans_saw_real_traffic(channels: Channels) -> None:
 
 def test_no_secret_in_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`make demo` end to end: its output and working files hold no credential."""
-    demo = pytest.importorskip("qlik_email_resource.demo")
     import qlik_email_resource.emulator as emulator_package
 
     seen: list[str] = []
@@ -363,7 +367,7 @@ def test_no_secret_in_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(emulator_package, "Emulator", CanaryEmulator)
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = demo.main(["--workdir", str(tmp_path / "demo"), "--verbose"], out=out)
+        code = demo_module.main(["--workdir", str(tmp_path / "demo"), "--verbose"], out=out)
     text = out.getvalue()
     assert code == 0, text[-2000:]
     assert len(seen) >= 5 and "CANARY-DEMO-KEY" in " ".join(seen)
