@@ -170,9 +170,14 @@ class AnalyzerServer(_Subprocess):
             [sys.executable, "-u", str(pack / "__main__.py")], cwd=pack, env=_child_env(env)
         )
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        self._info: analyzer_pb2.AnalyzerInfo | None = None
+        self._applied: analyzer_pb2.ConfigureAnalyzerRequest | None = None
 
     def info(self) -> analyzer_pb2.AnalyzerInfo:
-        return self.stub.GetAnalyzerInfo(empty_pb2.Empty())
+        # A running pack's policies never change: ask once (a fleet asks per stack).
+        if self._info is None:
+            self._info = self.stub.GetAnalyzerInfo(empty_pb2.Empty())
+        return self._info
 
     def configure(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Configure the pack as the CLI does: schema defaults, then the user's values.
@@ -180,7 +185,13 @@ class AnalyzerServer(_Subprocess):
         ``overrides`` maps a policy name to ``{"enforcementLevel": ..., <property>: ...}``,
         the shape of a ``--policy-pack-config`` file.
         """
-        self.stub.Configure(policy_config_from_info(self.info(), overrides or {}))
+        self.apply(policy_config_from_info(self.info(), overrides or {}))
+
+    def apply(self, request: analyzer_pb2.ConfigureAnalyzerRequest) -> None:
+        """Send a configuration unless it is the one the pack already runs with."""
+        if request != self._applied:
+            self.stub.Configure(request)
+            self._applied = request
 
     def analyze(
         self, *, type_: str, urn: str, name: str, properties: Mapping[str, Any]

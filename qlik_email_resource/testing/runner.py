@@ -480,7 +480,7 @@ def _configure_analyzers(
         names = {p.name for p in info.policies}
         known |= names
         mine = {k: v for k, v in overrides.items() if k in names}
-        analyzer.stub.Configure(policy_config_from_info(info, mine))
+        analyzer.apply(policy_config_from_info(info, mine))
     unknown = set(overrides) - known
     if unknown and analyzers:
         raise OfflineRunError(
