@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime._serialization import _serialize
+from google.protobuf import struct_pb2
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource import mapping
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.provider import TenantEmailConfigProvider
-from qlik_email_resource.testing.grpc_servers import ProviderServer, from_struct, to_struct
+from qlik_email_resource.testing.grpc_servers import ProviderServer, to_struct
+from qlik_email_resource.testing.wire import (  # noqa: F401  (re-exported to the tests)
+    SECRET_SIG,
+    clear_text,
+    plain,
+    serialized_provider,
+)
 
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 URN = "urn:pulumi:dev::hardening::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
 _names = itertools.count(1)
 
@@ -35,34 +37,6 @@ def fresh_tenant(emu: Emulator, prefix: str = "h") -> str:
     name = f"{prefix}{next(_names)}"
     emu.add_tenant(name)
     return name
-
-
-def serialized_provider() -> str:
-    serialized, _ = _serialize(True, serialize_provider, TenantEmailConfigProvider())
-    return str(serialized)
-
-
-def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
-    out = {}
-    for key, value in from_struct(struct).items():
-        if key != "__provider":
-            out[key] = mapping.unwrap_secret(value)
-    return out
-
-
-def clear_text(message: Any) -> str:
-    """A gRPC message as text with every secret-wrapped value cut out."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            if SECRET_SIG in value:
-                return "[secret]"
-            return {k: strip(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return repr(strip(json_format.MessageToDict(message)))
 
 
 def last_line(details: str) -> str:

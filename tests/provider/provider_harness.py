@@ -6,17 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime._serialization import _serialize
+from google.protobuf import struct_pb2
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.provider import TenantEmailConfigProvider
-from qlik_email_resource.testing.grpc_servers import ProviderServer, from_struct, to_struct
+from qlik_email_resource.testing.grpc_servers import ProviderServer, to_struct
+from qlik_email_resource.testing.wire import (  # noqa: F401  (re-exported to the tests)
+    SECRET_SIG,
+    clear_text,
+    plain,
+    serialized_provider,
+)
+from qlik_email_resource.testing.wire import secret_on_wire as is_secret  # noqa: F401
 
 URN = "urn:pulumi:dev::proj::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
 # Short waits so retry tests stay fast; the budget itself stays real (3 retries).
 FAST_RETRIES = {
     "QLIK_MAX_RETRIES": "3",
@@ -24,12 +27,6 @@ FAST_RETRIES = {
     "QLIK_RETRY_AFTER_MAX": "0",
     "QLIK_LOG_LEVEL": "DEBUG",
 }
-
-
-def serialized_provider() -> str:
-    """``__provider`` exactly as ``pulumi.dynamic.Resource.__init__`` builds it."""
-    serialized, _ = _serialize(True, serialize_provider, TenantEmailConfigProvider())
-    return str(serialized)
 
 
 class Lifecycle:
@@ -93,36 +90,6 @@ class Lifecycle:
         inputs = self.checked(props)
         created = self.create(inputs)
         return created.id, inputs, created.properties
-
-
-def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Properties with secrets unwrapped and __provider dropped."""
-    out = {}
-    for key, value in from_struct(struct).items():
-        if key == "__provider":
-            continue
-        out[key] = value["value"] if isinstance(value, dict) and SECRET_SIG in value else value
-    return out
-
-
-def is_secret(struct: struct_pb2.Struct, key: str) -> bool:
-    value = from_struct(struct).get(key)
-    return isinstance(value, dict) and value.get(SECRET_SIG) is not None
-
-
-def clear_text(message: Any) -> str:
-    """A response as JSON with every secret-wrapped value cut out."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            if SECRET_SIG in value:
-                return "[secret]"
-            return {k: strip(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return repr(strip(json_format.MessageToDict(message)))
 
 
 def basic_props(emu: Emulator, **overrides: Any) -> dict[str, Any]:
