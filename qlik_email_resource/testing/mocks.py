@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from pulumi.runtime import Mocks
@@ -38,6 +38,7 @@ from qlik_email_resource.testing.state import (
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 PROVIDER_KEY = "__provider"
 RPC_TIMEOUT = 300.0
+T = TypeVar("T")
 
 
 def engine_urn(stack: str, project: str, type_: str, name: str) -> str:
@@ -52,6 +53,14 @@ def provider_error(action: str, urn: str, exc: grpc.RpcError) -> OfflineRunError
     lines = [line for line in details.strip().splitlines() if line.strip()]
     message = lines[-1].strip() if lines else f"gRPC {exc.code() if hasattr(exc, 'code') else ''}"
     return OfflineRunError(f"{action} of {urn} failed in the provider: {message}")
+
+
+def call_provider(action: str, urn: str, method: Callable[..., T], request: Any) -> T:
+    """One provider RPC; a failure becomes the provider's own message for ``urn``."""
+    try:
+        return method(request, timeout=RPC_TIMEOUT)
+    except grpc.RpcError as exc:
+        raise provider_error(action, urn, exc) from None
 
 
 def analyzer_error(urn: str, exc: grpc.RpcError) -> OfflineRunError:
@@ -185,15 +194,10 @@ class EngineMocks(Mocks):
         old_outputs = unwrap_all(prior.outputs) if prior else {}
         names: dict[str, Any] = {"urn": urn, "name": args.name, "type": args.typ}
 
-        try:
-            check = stub.Check(
-                provider_pb2.CheckRequest(
-                    olds=to_struct(old_inputs), news=to_struct(news), **names
-                ),
-                timeout=RPC_TIMEOUT,
-            )
-        except grpc.RpcError as exc:
-            raise provider_error("check", urn, exc) from None
+        check = call_provider(
+            "check", urn, stub.Check,
+            provider_pb2.CheckRequest(olds=to_struct(old_inputs), news=to_struct(news), **names),
+        )
         if check.failures:
             reasons = "; ".join(f"{f.property or '(resource)'}: {f.reason}" for f in check.failures)
             raise OfflineRunError(f"the provider rejected the inputs of {urn}: {reasons}")
@@ -240,16 +244,13 @@ class EngineMocks(Mocks):
         checked: dict[str, Any],
         names: dict[str, Any],
     ) -> tuple[str, tuple[str, ...], bool]:
-        try:
-            diff = stub.Diff(
-                provider_pb2.DiffRequest(
-                    id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
-                    old_inputs=to_struct(old_inputs), **names,
-                ),
-                timeout=RPC_TIMEOUT,
-            )
-        except grpc.RpcError as exc:
-            raise provider_error("diff", names["urn"], exc) from None
+        diff = call_provider(
+            "diff", names["urn"], stub.Diff,
+            provider_pb2.DiffRequest(
+                id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
+                old_inputs=to_struct(old_inputs), **names,
+            ),
+        )
         fields = changed_fields(old_outputs, old_inputs, checked)
         if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
             return "same", (), False
@@ -280,27 +281,21 @@ class EngineMocks(Mocks):
             return prior.id, old_outputs
         if op == "update":
             assert prior is not None
-            try:
-                updated = stub.Update(
-                    provider_pb2.UpdateRequest(
-                        id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
-                        old_inputs=to_struct(old_inputs), **names,
-                    ),
-                    timeout=RPC_TIMEOUT,
-                )
-            except grpc.RpcError as exc:
-                raise provider_error("update", urn, exc) from None
+            updated = call_provider(
+                "update", urn, stub.Update,
+                provider_pb2.UpdateRequest(
+                    id=prior.id, olds=to_struct(old_outputs), news=to_struct(checked),
+                    old_inputs=to_struct(old_inputs), **names,
+                ),
+            )
             return prior.id, from_struct(updated.properties)
         if op == "replace" and delete_first:
             assert prior is not None
             delete(stub, prior)
-        try:
-            created = stub.Create(
-                provider_pb2.CreateRequest(properties=to_struct(checked), **names),
-                timeout=RPC_TIMEOUT,
-            )
-        except grpc.RpcError as exc:
-            raise provider_error("create", urn, exc) from None
+        created = call_provider(
+            "create", urn, stub.Create,
+            provider_pb2.CreateRequest(properties=to_struct(checked), **names),
+        )
         if op == "replace" and not delete_first:
             assert prior is not None
             with self._lock:
@@ -328,14 +323,11 @@ class EngineMocks(Mocks):
 
 def delete(stub: Any, resource: ResourceState) -> None:
     """``Delete`` with the last outputs, as ``pulumi destroy`` sends them."""
-    try:
-        stub.Delete(
-            provider_pb2.DeleteRequest(
-                id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
-                properties=to_struct(unwrap_all(resource.outputs)),
-                old_inputs=to_struct(unwrap_all(resource.inputs)),
-            ),
-            timeout=RPC_TIMEOUT,
-        )
-    except grpc.RpcError as exc:
-        raise provider_error("delete", resource.urn, exc) from None
+    call_provider(
+        "delete", resource.urn, stub.Delete,
+        provider_pb2.DeleteRequest(
+            id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
+            properties=to_struct(unwrap_all(resource.outputs)),
+            old_inputs=to_struct(unwrap_all(resource.inputs)),
+        ),
+    )

@@ -39,11 +39,10 @@ from pulumi.runtime.sync_await import _sync_await
 from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
 from qlik_email_resource.testing.mocks import (
     PROVIDER_KEY,
-    RPC_TIMEOUT,
     EngineMocks,
     analyzer_error,
+    call_provider,
     delete,
-    provider_error,
     violations_from,
 )
 from qlik_email_resource.testing.project import ProjectConfig, assemble_config, load_project
@@ -411,17 +410,14 @@ class OfflineStack:
 
         config, _ = assemble_config(self._project, self.config, self.stack)
         stub = self._provider(config).stub
-        try:
-            answer = stub.Read(
-                provider_pb2.ReadRequest(
-                    id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
-                    properties=to_struct(unwrap_all(resource.outputs)),
-                    inputs=to_struct(unwrap_all(resource.inputs)),
-                ),
-                timeout=RPC_TIMEOUT,
-            )
-        except grpc.RpcError as exc:
-            raise provider_error("read", resource.urn, exc) from None
+        answer = call_provider(
+            "read", resource.urn, stub.Read,
+            provider_pb2.ReadRequest(
+                id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
+                properties=to_struct(unwrap_all(resource.outputs)),
+                inputs=to_struct(unwrap_all(resource.inputs)),
+            ),
+        )
         if not answer.id:
             return None
         outputs = from_struct(answer.properties)
