@@ -62,6 +62,16 @@ def json_response(data: Any, status: int = 200,
                     mimetype="application/json")
 
 
+# [I] Qlik documents PATCH as deprecated (2026-01-13, with PUT) and sunset in 2026-11, but
+# not whether its answers carry the RFC 9745 / RFC 8594 headers. The emulator sends them,
+# so that a client's deprecation notice is exercised end to end; the day is a guess.
+PATCH_DEPRECATION = {
+    "Deprecation": "@1768262400",  # 2026-01-13T00:00:00Z
+    "Sunset": "Mon, 30 Nov 2026 23:59:59 GMT",
+    "Link": '<https://qlik.dev/apis/rest/transports/>; rel="deprecation"',
+}
+
+
 def no_content() -> Response:
     response = Response(status=204)
     del response.headers["Content-Type"]  # no body, so no type
@@ -219,9 +229,11 @@ class ApiApp:
             body = _json_body(request)
             if request.method == "PUT":
                 b.put_config(tenant, body)
-            else:
-                b.patch_config(tenant, body)
-            return no_content()
+                return no_content()
+            b.patch_config(tenant, body)
+            response = no_content()
+            response.headers.update(PATCH_DEPRECATION)
+            return response
         if endpoint == "validate":
             return json_response(b.validate(tenant))
         if endpoint == "verify":

@@ -214,6 +214,14 @@ def test_patch_ops(qlik_emulator, api, h):
                                              "errorCode": "INCOMPLETE_CONFIG"}
 
 
+def test_patch_answers_carry_deprecation_and_sunset_and_put_does_not(qlik_emulator, api, h):
+    assert "Deprecation" not in api.put(h.basic_config(qlik_emulator)).headers
+    resp = api.patch([{"op": "replace", "path": "/serverPort", "value": 2465}])
+    assert resp.status_code == 204
+    assert resp.headers["Deprecation"].startswith("@")
+    assert "2026" in resp.headers["Sunset"]
+
+
 def test_patch_does_not_verify(api):
     # The tutorial's PATCH to AWS SES works: PATCH stores without an SMTP check.
     resp = api.patch([{"op": "replace", "path": "/serverAddress", "value": "x.invalid"}])

@@ -91,6 +91,19 @@ def test_update_one_field_is_one_patch_and_one_get(
     assert live(qlik_emulator)[qlik_path[1:]] == value
 
 
+def test_patch_deprecation_is_logged_once_per_process(
+    lifecycle: Lifecycle, qlik_emulator: Emulator
+) -> None:
+    # The emulator marks PATCH answers deprecated (Deprecation/Sunset headers).
+    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+    for port in (587, 2465):
+        news = lifecycle.check(basic_props(qlik_emulator, server_port=port), olds=inputs).inputs
+        outs = lifecycle.update(id_, outs, news).properties
+        inputs = news
+    assert lifecycle.server.stderr().count("as deprecated") == 1
+    assert "set qlik:writeMethod=put" in lifecycle.server.stderr()
+
+
 def test_update_username_and_password_patches_both(
     lifecycle: Lifecycle, qlik_emulator: Emulator
 ) -> None:
