@@ -168,6 +168,9 @@ class ApiApp:
     def _handle(self, request: Request, tenant_name: str | None, rel_path: str) -> Response:
         if tenant_name is None:
             if request.path in ("/health", "/health/"):
+                if request.method not in ("GET", "HEAD"):
+                    return qlik_error(405, "HTTP-405", "Method not allowed: /health takes GET",
+                                      {"Allow": "GET, HEAD"})
                 return json_response({"status": "ok"})
             return qlik_error(404, "HTTP-404", "Not found: tenant APIs live under "
                               "/t/{tenant}/api/v1/...")

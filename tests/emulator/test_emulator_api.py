@@ -533,3 +533,11 @@ def test_chunked_huge_body_is_413(api, h):
 
     resp = api.call("PUT", data=chunks(), headers={"Content-Type": "application/json"})
     assert resp.status_code == 413
+
+
+def test_api_health_takes_get_only(qlik_emulator):
+    url = qlik_emulator.api_url + "/health"
+    assert requests.get(url, verify=qlik_emulator.ca_file, timeout=10).json() == {"status": "ok"}
+    refused = requests.post(url, verify=qlik_emulator.ca_file, timeout=10)
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
+    assert refused.json()["errors"][0]["code"] == "HTTP-405"
