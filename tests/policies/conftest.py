@@ -6,6 +6,7 @@ however pytest was started.
 """
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACK_DIR = ROOT / "policies"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from qlik_email_resource.testing.grpc_servers import AnalyzerServer  # noqa: E402
 
 # The qlik.dev tutorial's own example (AWS SES on 2465 with implicit TLS).
 TUTORIAL: dict[str, Any] = {
@@ -32,3 +35,13 @@ TUTORIAL: dict[str, Any] = {
 @pytest.fixture
 def tutorial() -> dict[str, Any]:
     return dict(TUTORIAL)
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[AnalyzerServer]:
+    """The pack's real analyzer, one per test module (each module configures it its way)."""
+    server = AnalyzerServer(PACK_DIR)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -79,15 +79,6 @@ def secret(value: Any) -> dict[str, Any]:
     return {**SECRET_SIG, "value": value}
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[AnalyzerServer]:
-    server = AnalyzerServer(PACK_DIR)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def diagnostics_of(pack: AnalyzerServer) -> Iterator[Any]:
     """``diagnostics_of(props, config=None, name="mail")``; scans every answer for canaries."""

@@ -9,13 +9,11 @@ type token, secrets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi.runtime
-import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
@@ -60,15 +58,6 @@ def declare(**configs: dict[str, Any]) -> list[dict[str, Any]]:
 
     program()
     return recorder.resources
-
-
-@pytest.fixture(scope="module")
-def pack() -> Iterator[AnalyzerServer]:
-    server = AnalyzerServer(PACK_DIR)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def tutorial(**changes: Any) -> dict[str, Any]:
