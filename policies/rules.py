@@ -98,8 +98,11 @@ def as_int(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    # ASCII digits only: isdigit() is also True for "²" (int() raises) and for other
+    # scripts' digits such as "٣" (int() turns it into 3): neither is a port.
+    if text.isascii() and text.isdigit():
+        return int(text)
     return None
 
 

@@ -170,6 +170,15 @@ def test_allowed_ports_missing_or_odd(port: Any, fragment: str, tutorial: dict[s
     )
 
 
+@pytest.mark.parametrize("port", ["\u00b2", "\u0663", "\uff15\uff18\uff17", " 5\u00b2 "])
+def test_non_ascii_digit_ports_are_reported(port: str, tutorial: dict[str, Any]) -> None:
+    # str.isdigit() is True for superscripts and other scripts' digits; int() rejects
+    # some ("²") and silently converts others ("٣" -> 3): neither is a port.
+    props = with_(tutorial, server_port=port)
+    assert_one(check(rules.ALLOWED_PORTS, props), rules.ALLOWED_PORTS, "not a whole port number")
+    assert check(rules.PORT_MATCHES_SECURITY, props) == []
+
+
 def test_allowed_ports_configured_with_float_config(tutorial: dict[str, Any]) -> None:
     config = {"allowedPorts": [465.0]}  # as the analyzer delivers it
     assert_one(check(rules.ALLOWED_PORTS, tutorial, config), rules.ALLOWED_PORTS, "(465)")
@@ -522,6 +531,8 @@ def test_host_matches(host: str, pattern: str, expected: bool) -> None:
         (True, None),
         ("x", None),
         (None, None),
+        ("\u00b2", None),
+        ("\u0663", None),
     ],
 )
 def test_as_int(value: Any, expected: int | None) -> None:
