@@ -13,7 +13,9 @@ Python names (``server_port``) are the resource's; camelCase (``serverPort``) is
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +66,18 @@ PATCH_PATHS = {
 }
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+$")
-_HOST = re.compile(r"^[A-Za-z0-9._:\-\[\]]+$")
+# [I] Qlik documents no rule for serverAddress. Labels are letters, digits and '-'
+# (RFC 1123); '_' is tolerated because resolvers accept it and private relays use it.
+_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+# Text that ends up in mail headers or SMTP commands, where a CR/LF or NUL would
+# split or cut the line (header injection); tenant_url because urlsplit() silently
+# drops tabs and line breaks, so "https://t\n.eu.qlikcloud.com" would pass as valid.
+NO_CONTROL_CHARACTERS = (
+    "server_address", "username", "email_address", "sender_name", "client_id",
+    "provider_tenant_id", "tenant_url", "test_email_recipient",
+)
 _SECURITY_NEAR_MISSES = {
     "tls": None, "ssl": "SSL/TLS", "ssltls": "SSL/TLS", "ssl-tls": "SSL/TLS",
     "ssl_tls": "SSL/TLS", "implicit": "SSL/TLS", "implicittls": "SSL/TLS", "smtps": "SSL/TLS",
@@ -122,24 +135,94 @@ def _security_problem(value: str, port: Any) -> str:
     return f"security_type {value!r} is not valid: use {guess!r} ({allowed})."
 
 
-def _port(value: Any) -> tuple[int | None, str | None]:
-    """Ports arrive as floats from protobuf (465.0) and as strings from config."""
+def whole_number(value: Any) -> int | None:
+    """``465``, ``465.0`` or ``" 465 "`` as 465; None for anything else.
+
+    Numbers arrive as floats from protobuf (465.0) and as strings from config. Not
+    numbers: booleans, 465.5, and non-ASCII digits: ``str.isdigit()`` is True for
+    "²" (``int()`` raises) and for "٣" (``int()`` returns 3).
+    """
     if isinstance(value, bool):
-        return None, f"server_port must be a number from 1 to 65535, got {value!r}."
+        return None
+    if isinstance(value, int):
+        return value
     if isinstance(value, float):
-        if not value.is_integer():
-            return None, f"server_port must be a whole number, got {value!r}."
-        value = int(value)
-    elif isinstance(value, str):
-        # isdigit() alone accepts "²", which int() rejects: ASCII digits only.
-        if not (value.strip().isascii() and value.strip().isdigit()):
-            return None, f"server_port must be a number from 1 to 65535, got {value!r}."
-        value = int(value.strip())
-    if not isinstance(value, int):
-        return None, f"server_port must be a number from 1 to 65535, got {value!r}."
-    if not 1 <= value <= 65535:
-        return None, f"server_port {value} is out of range: use 1 to 65535 (e.g. 587 or 465)."
-    return value, None
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        return int(text) if text.isascii() and text.isdigit() else None
+    return None
+
+
+def parse_port(value: Any) -> int:
+    """The SMTP port as an int, the one converter for every source (resource inputs,
+    the fleet's tenants file): 465, 465.0 and "465" are 465.
+
+    Raises ``ValueError`` whose text names ``server_port`` and the allowed range.
+    """
+    port = whole_number(value)
+    if port is None:
+        raise ValueError(f"server_port must be a whole number from 1 to 65535, got {value!r}.")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"server_port {port} is out of range: use 1 to 65535 (e.g. 587 or 465).")
+    return port
+
+
+def _control_character_problem(key: str, value: str) -> str | None:
+    for index, char in enumerate(value):
+        # Cc: C0 (CR, LF, NUL, TAB, ESC...), DEL and C1 (NEL...).
+        if unicodedata.category(char) == "Cc":
+            return (
+                f"{key} contains a control character ({char!r} at position {index}): remove "
+                "it (line breaks, NUL and other control characters would break the mail "
+                "headers or SMTP commands it is sent in)."
+            )
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be an SMTP server address, or None when it can."""
+    fix = "use a host name such as smtp.example.com or an IP address"
+    if "://" in host:
+        return (f"server_address {host!r} must be a host name or IP only: drop the scheme "
+                "(e.g. smtp.example.com).")
+    if ":" in host or host.startswith("["):
+        name, _, port = host.rpartition(":")
+        if name and ":" not in name and port.isascii() and port.isdigit():
+            return (f"server_address {host!r} includes a port: put {port} in server_port "
+                    f"and {name!r} in server_address.")
+        literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return f"server_address {host!r} is not a valid IPv6 address: {fix}."
+        return None
+    name = host[:-1] if host.endswith(".") else host  # a trailing dot is a rooted name
+    if len(name) > MAX_HOST_LENGTH:
+        return (f"server_address is {len(name)} characters long, longer than "
+                f"{MAX_HOST_LENGTH} (the DNS limit): use the server's real host name.")
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            return (f"server_address {host!r} has an empty label (two dots in a row, or a "
+                    f"leading dot): {fix}.")
+        if len(label) > MAX_LABEL_LENGTH:
+            return (f"server_address has a label of {len(label)} characters ({label[:20]}...), "
+                    f"longer than {MAX_LABEL_LENGTH} (the DNS limit): {fix}.")
+        if not _LABEL.match(label):
+            return (f"server_address {host!r}: label {label!r} may hold only letters, digits, "
+                    f"'-' and '_' (write an international name in its xn-- form): {fix}.")
+        if label.startswith("-") or label.endswith("-"):
+            return (f"server_address {host!r}: label {label!r} starts or ends with a hyphen, "
+                    f"which DNS does not allow: {fix}.")
+    if labels[-1].isdigit():
+        # A name's last label is never all digits, so this must be a dotted IPv4 address.
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            return (f"server_address {host!r} is not an IPv4 address (four numbers from 0 to "
+                    f"255, no leading zeros) and not a host name: {fix}.")
+    return None
 
 
 def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
@@ -150,6 +233,7 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """
     problems: list[Problem] = []
     out: dict[str, Any] = {}
+    refused: set[str] = set()  # reported already: no second problem for the same input
     for key, raw in news.items():
         if key.startswith("__"):
             continue
@@ -163,7 +247,7 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         out[key] = value
 
     def known(key: str) -> bool:
-        return key in out and not _is_unknown(out[key])
+        return key in out and key not in refused and not _is_unknown(out[key])
 
     for key in (*API_FIELDS, "tenant_url", "api_key", "test_email_recipient"):
         if known(key) and key != "server_port" and not isinstance(out[key], str):
@@ -173,6 +257,17 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
                 "provider_tenant_id", "tenant_url", "test_email_recipient"):
         if known(key):
             out[key] = out[key].strip()
+    for key in NO_CONTROL_CHARACTERS:
+        why = _control_character_problem(key, out[key]) if known(key) else None
+        if why:
+            problems.append(Problem(key, why))
+            refused.add(key)
+    if known("email_password") and "\0" in out["email_password"]:
+        # The value is never shown: the message names the character only.
+        problems.append(Problem("email_password", "email_password contains a NUL character, "
+                                "which SMTP AUTH PLAIN cannot carry (RFC 4616): use a password "
+                                "without it."))
+        refused.add("email_password")
 
     provider = out.get("service_provider", BASIC_AUTH)
     if known("service_provider"):
@@ -189,11 +284,10 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     out["service_provider"] = provider
 
     if known("server_port"):
-        port, why = _port(out["server_port"])
-        if why:
-            problems.append(Problem("server_port", why))
-        else:
-            out["server_port"] = port
+        try:
+            out["server_port"] = parse_port(out["server_port"])
+        except ValueError as exc:
+            problems.append(Problem("server_port", str(exc)))
     if known("security_type"):
         value = out["security_type"]
         canonical = {s.lower(): s for s in SECURITY_TYPES}.get(value.strip().lower())
@@ -207,13 +301,9 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
             problems.append(Problem(key, f"{key} {out[key]!r} is not an email address "
                                     "(expected name@example.com)."))
     if known("server_address"):
-        host = out["server_address"]
-        if "://" in host:
-            problems.append(Problem("server_address", f"server_address {host!r} must be a host "
-                                    "name or IP only: drop the scheme (e.g. smtp.example.com)."))
-        elif not _HOST.match(host):
-            problems.append(Problem("server_address", f"server_address {host!r} is not a host "
-                                    "name or IP address."))
+        why = host_problem(out["server_address"])
+        if why:
+            problems.append(Problem("server_address", why))
     if known("verify_connection") and not isinstance(out["verify_connection"], bool):
         problems.append(Problem("verify_connection", "verify_connection must be true or false."))
     if known("tenant_url"):
@@ -344,16 +434,6 @@ def expand_patch_full(desired: Mapping[str, Any]) -> list[dict[str, Any]] | None
 # --- flatten: GET answer -> outputs ---------------------------------------------------
 
 
-def _num(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)) and float(value).is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
 def is_configured(answer: Mapping[str, Any]) -> bool:
     """Whether a GET answer describes a stored configuration (GET never 404s)."""
     if answer.get("errorCode") == "CONFIG_NOT_SET":
@@ -390,15 +470,15 @@ def flatten(answer: Mapping[str, Any]) -> dict[str, Any]:
         if key in WRITE_ONLY:
             continue
         out[key] = pick(fields[key]) if key in fields else None
-    out["server_port"] = _num(out.get("server_port"))
+    out["server_port"] = whole_number(out.get("server_port"))
     status = answer.get("status")
     status = status if isinstance(status, Mapping) else {}
     out.update(
         tenant_id=answer.get("tenantId"),
         is_valid=bool(answer.get("isValid", False)),
         error_code=answer.get("errorCode"),
-        auth_failures=_num(answer.get("authFailures")),
-        status_code=_num(status.get("statusCode")),
+        auth_failures=whole_number(answer.get("authFailures")),
+        status_code=whole_number(status.get("statusCode")),
         status_reason=status.get("statusReason"),
         password_exists=bool(answer.get("passwordExists", False)),
         modification_time=answer.get("modificationTime") or answer.get("lastUpdated"),

@@ -30,7 +30,9 @@ basic_states = st.fixed_dictionaries(
         "server_port": st.integers(1, 65535),
         "security_type": st.sampled_from(mapping.SECURITY_TYPES),
         "email_address": emails,
-        "username": st.text(min_size=1, max_size=10).map(str.strip).filter(bool),
+        # Printable text: control characters are refused by design (see below).
+        "username": st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1,
+                            max_size=10).map(str.strip).filter(bool),
         "email_password": secrets_,
     }
 )
@@ -113,6 +115,78 @@ def test_secrets_and_unknowns_pass_through() -> None:
     assert problems == []
     assert out["email_password"] == "pw"
     assert type(out["server_address"]).__name__ == "Unknown"
+
+
+LONG_LABEL = "a" * 64
+BAD_HOSTS = {
+    f"{LONG_LABEL}.example.com": "longer than 63",
+    ".".join(["a" * 63] * 4) + ".com": "longer than 253",
+    "-": "'-'",
+    "smtp..example.com": "empty label",
+    ".example.com": "empty label",
+    "smtp.example.com..": "empty label",
+    "-smtp.example.com": "hyphen",
+    "smtp-.example.com": "hyphen",
+    "999.999.999.999": "not an IPv4 address",
+    "10.0.0.256": "not an IPv4 address",
+    "1.2.3": "not an IPv4 address",
+    "smtp.exa mple.com": "letters, digits",
+    "sm\u00fctp.example.com": "letters, digits",
+    "[::1": "IPv6",
+    "::zz": "IPv6",
+}
+GOOD_HOSTS = [
+    "localhost", "mailhog", "127.0.0.1", "::1", "[::1]", "2001:db8::25", "smtp.example.com.",
+    "email-smtp.eu-west-2.amazonaws.com", f"{'a' * 63}.com", "xn--bcher-kva.example",
+    ".".join(["a" * 63] * 3) + "." + "b" * 61, "smtp_relay.corp.example", "1e100.net",
+]
+
+
+def test_bad_host_names_are_refused_with_the_reason() -> None:
+    for host, reason in BAD_HOSTS.items():
+        _, problems = mapping.normalize({**BASE, "server_address": host})
+        assert [p.property for p in problems] == ["server_address"], host
+        text = problems[0].reason
+        assert reason in text, (host, text)
+        assert text.startswith("server_address") and "use " in text, text
+
+
+def test_good_host_names_pass() -> None:
+    for host in GOOD_HOSTS:
+        out, problems = mapping.normalize({**BASE, "server_address": host})
+        assert problems == [] and out["server_address"] == host, (host, problems)
+
+
+CONTROL_CHARS = ["\r", "\n", "\x00", "\t", "\x1b", "\x7f", "\x85"]
+
+
+def test_control_characters_are_refused_in_header_fields() -> None:
+    for field in ("sender_name", "email_address", "username"):
+        for char in CONTROL_CHARS:
+            value = {"sender_name": "Qlik{}Reports", "email_address": "qlik{}@example.com",
+                     "username": "bot{}user"}[field].format(char)
+            _, problems = mapping.normalize({**BASE, field: value})
+            assert [p.property for p in problems] == [field], (field, char, problems)
+            text = problems[0].reason
+            assert text.startswith(field) and "control character" in text, text
+            assert repr(char) in text and "remove it" in text, text
+
+
+def test_nul_is_refused_in_the_password_without_showing_it() -> None:
+    _, problems = mapping.normalize({**BASE, "email_password": "pw\x00secret-value"})
+    assert [p.property for p in problems] == ["email_password"]
+    assert "NUL" in problems[0].reason and "secret-value" not in problems[0].reason
+
+
+def test_parse_port_is_the_one_integer_converter() -> None:
+    assert [mapping.parse_port(v) for v in (465, 465.0, "465", " 587 ")] == [465, 465, 465, 587]
+    for bad in (True, 465.5, "\u00b2", "\u0663", "465.0", 0, 65536, None, "x"):
+        try:
+            mapping.parse_port(bad)
+        except ValueError as exc:
+            assert "server_port" in str(exc) and "65535" in str(exc), exc
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
 
 
 def test_tenant_url_and_api_key_rules() -> None:

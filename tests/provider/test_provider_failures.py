@@ -57,6 +57,24 @@ def test_check_reports_every_problem_at_once(
     assert calls(qlik_emulator) == []
 
 
+def test_check_refuses_bad_hosts_and_control_characters_without_http(
+    lifecycle: Lifecycle, qlik_emulator: Emulator
+) -> None:
+    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+    qlik_emulator.clear_requests()
+    response = lifecycle.check(basic_props(
+        qlik_emulator, server_address="999.999.999.999", sender_name="Qlik\r\nBcc: x@evil.test",
+        email_address="qlik\x00@example.com", username="bot\nuser",
+    ), olds=inputs)
+    problems = {f.property: f.reason for f in response.failures}
+    assert set(problems) == {"server_address", "sender_name", "email_address", "username"}
+    assert "not an IPv4 address" in problems["server_address"]
+    for field in ("sender_name", "email_address", "username"):
+        assert problems[field].startswith(field) and "control character" in problems[field]
+    lifecycle.diff(id_, outs, response.inputs)
+    assert calls(qlik_emulator) == []
+
+
 def test_check_normalises_port_float_and_case(lifecycle: Lifecycle) -> None:
     response = lifecycle.check({
         "server_address": " smtp.example.com ", "server_port": 587.0,
