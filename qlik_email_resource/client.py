@@ -40,6 +40,9 @@ USER_AGENT = f"qlik-email-resource/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Renew an OAuth token this many seconds before Qlik says it expires.
 TOKEN_MARGIN = 30.0
+# Where a request body carries a secret (PUT bodies, JSON-Patch values, the token POST).
+_SECRET_FIELDS = frozenset({"emailPassword", "clientSecret", "client_secret"})
+_SECRET_PATCH_PATHS = frozenset({"/emailPassword", "/clientSecret"})
 
 _warned_deprecations: set[tuple[str, str]] = set()
 _warn_lock = threading.Lock()
@@ -100,6 +103,11 @@ class QlikClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """The credentials this client sends (API key, OAuth client secret and token),
+        for redacting them from text that a server sends back."""
+        return (self.settings.api_key, self.settings.client_secret, self._token)
 
     # --- the Transports API ---------------------------------------------------------
 
@@ -174,7 +182,7 @@ class QlikClient:
         self._note_deprecation(method, path, response)
         if response.ok or response.status_code in ok_statuses:
             return response
-        raise self._error(response, operation)
+        raise self._error(response, operation, sent=json)
 
     def _send(
         self, method: str, path: str, *, json: Any, operation: str | None
@@ -220,11 +228,17 @@ class QlikClient:
             raise self._transport_error(exc, "get OAuth token") from None
         log.debug("POST %s -> %s", TOKEN_PATH, response.status_code)
         if response.status_code in (400, 401, 403):
+            # Qlik's code and title, cleaned (one line, bounded, secrets redacted) as
+            # for any other answer, under the message that names the OAuth settings.
+            answer = error_for_status(
+                response.status_code, _errors(response), secrets=self.secrets()
+            )
             raise QlikAuthenticationError(
                 "The tenant refused the OAuth client credentials",
                 status=response.status_code,
-                code=_first_error(response).get("code"),
-                title=_first_error(response).get("title"),
+                code=answer.code,
+                title=answer.title,
+                detail=answer.detail,
                 operation="get OAuth token",
                 fix=(
                     "Check qlik:clientId and qlik:clientSecret (or QLIK_CLIENT_ID / "
@@ -258,11 +272,16 @@ class QlikClient:
             ) from None
         return data if isinstance(data, dict) else {"value": data}
 
-    def _error(self, response: requests.Response, operation: str | None) -> QlikError:
+    def _error(
+        self, response: requests.Response, operation: str | None, *, sent: Any = None
+    ) -> QlikError:
         # urllib3 keeps the retry history on the raw response: say how hard we tried.
         history = getattr(getattr(response.raw, "retries", None), "history", None) or ()
+        # A tenant may echo what it was sent, escaped or not: our credentials and the
+        # secrets of the request in hand never reach the message.
         return error_for_status(
-            response.status_code, _errors(response), operation=operation, retries=len(history)
+            response.status_code, _errors(response), operation=operation, retries=len(history),
+            secrets=(*self.secrets(), *_body_secrets(sent)),
         )
 
     def _transport_error(self, exc: requests.RequestException, operation: str | None) -> QlikError:
@@ -305,6 +324,28 @@ class QlikClient:
             "set qlik:writeMethod=put to stop using it",
             method, path, deprecation or "-", sunset or "-",
         )
+
+
+def _body_secrets(body: Any) -> list[str]:
+    """The secret values in a request body (PUT body, JSON-Patch ops, token request)."""
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            if key in _SECRET_FIELDS and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _body_secrets(value)
+    elif isinstance(body, list):
+        for item in body:
+            if (
+                isinstance(item, Mapping)
+                and item.get("path") in _SECRET_PATCH_PATHS
+                and isinstance(item.get("value"), str)
+            ):
+                found.append(item["value"])
+            else:
+                found += _body_secrets(item)
+    return found
 
 
 def _first_error(response: requests.Response) -> dict[str, Any]:

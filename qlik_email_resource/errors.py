@@ -2,13 +2,19 @@
 
 Each error carries what Qlik said (HTTP status, its ``code`` and ``title``) and
 ends with what the user should do about it. Messages are built from those fields
-only: never from request headers, bodies or credentials, so an error can be logged,
-printed in a Pulumi diagnostic or shown in a traceback without leaking a secret.
+only: never from request headers, bodies or credentials. What a server says can
+still hold a secret (a tenant that echoes the password it could not use), so the
+server's text is redacted (redaction.py) before it enters a message, and
+``redacted()`` scrubs an error again with the secrets a caller knows of: an error
+can be logged, printed in a Pulumi diagnostic or shown in a traceback without
+leaking a secret.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from qlik_email_resource.redaction import redact
 
 
 class QlikError(Exception):
@@ -59,6 +65,21 @@ class QlikError(Exception):
             f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
             f"title={self.title!r})"
         )
+
+    def redacted(self, secrets: Iterable[str | None]) -> QlikError:
+        """The same error (same class and fields) with every secret taken out of its text.
+
+        Raise it ``from None``: a chained original would print its own text in the
+        traceback that Pulumi shows.
+        """
+        clean = type(self).__new__(type(self))
+        clean.__dict__.update(self.__dict__)
+        for name in ("summary", "fix", "code", "title", "detail", "operation"):
+            value = getattr(clean, name)
+            if isinstance(value, str):
+                setattr(clean, name, redact(value, secrets))
+        Exception.__init__(clean, clean._message())
+        return clean
 
 
 class QlikConfigurationError(QlikError):
@@ -167,12 +188,17 @@ def error_for_status(
     *,
     operation: str | None = None,
     retries: int = 0,
+    secrets: Iterable[str | None] = (),
 ) -> QlikError:
-    """The typed error for a final (non-retried) HTTP status and Qlik's ``errors`` list."""
+    """The typed error for a final (non-retried) HTTP status and Qlik's ``errors`` list.
+
+    ``secrets`` are taken out of the server's text (in every escaped form) first.
+    """
+    secrets = tuple(secrets)
     first = next(iter(errors), {})
-    code = _text(first.get("code"))
-    title = _text(first.get("title"))
-    detail = _text(first.get("detail"))
+    code = _text(first.get("code"), secrets)
+    title = _text(first.get("title"), secrets)
+    detail = _text(first.get("detail"), secrets)
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = QlikUnavailableError if status >= 500 else QlikError
@@ -191,9 +217,10 @@ def error_for_status(
     )
 
 
-def _text(value: object) -> str | None:
+def _text(value: object, secrets: tuple[str | None, ...]) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    # Redact before cutting: a cut could leave a secret's prefix the redaction misses.
+    text = redact(str(value), secrets).strip()
     # Bound what a server can make us print: one line, a few hundred characters.
-    return text.replace("\n", " ")[:300] or None
+    return text.replace("\r", " ").replace("\n", " ")[:300] or None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pulumi.dynamic import (
@@ -40,6 +42,7 @@ from qlik_email_resource.errors import (
     QlikPatchUnsupportedError,
     SmtpCheckError,
 )
+from qlik_email_resource.redaction import redact
 from qlik_email_resource.settings import PROVIDER_CONFIG_KEYS, Settings, resolve
 
 if TYPE_CHECKING:
@@ -120,6 +123,41 @@ class TenantEmailConfigProvider(ResourceProvider):
                 client = clients[settings.cache_key()] = QlikClient(settings)
         return client
 
+    def _known_secrets(self, *props: Mapping[str, Any]) -> list[str]:
+        """Every secret this call could see: the resources' secret inputs, the stack's
+        and the environment's credentials, and the tokens of the clients in use."""
+        found: list[Any] = [
+            mapping.unwrap_secret(values.get(key))
+            for values in props
+            for key in mapping.SECRET_INPUTS
+        ]
+        config = getattr(self, "_config", {})
+        found += [config.get("qlik:apiKey"), config.get("qlik:clientSecret")]
+        found += [os.environ.get("QLIK_API_KEY"), os.environ.get("QLIK_CLIENT_SECRET")]
+        lock: threading.Lock = self.__dict__.setdefault("_lock", threading.Lock())
+        with lock:
+            clients = list(self.__dict__.get("_clients", {}).values())
+        for client in clients:
+            found += client.secrets()
+        return [value for value in found if isinstance(value, str) and value]
+
+    @contextmanager
+    def _redacting(self, *props: Mapping[str, Any]) -> Iterator[None]:
+        """Errors leave a lifecycle call with no secret in their text, whatever the
+        server put there (the client already redacts its own credentials; this adds
+        the secrets of the resource in hand, e.g. an SMTP server's echo)."""
+        try:
+            yield
+        except QlikError as exc:
+            # from None: Pulumi shows the whole traceback, chained exceptions included.
+            raise exc.redacted(self._known_secrets(*props)) from None
+        except Exception as exc:
+            text = str(exc)
+            clean = redact(text, self._known_secrets(*props))
+            if clean == text:
+                raise
+            raise RuntimeError(f"{type(exc).__name__}: {clean}") from None
+
     def _tenant_of(self, props: dict[str, Any]) -> str | None:
         try:
             return self._settings(props).tenant_url
@@ -128,9 +166,12 @@ class TenantEmailConfigProvider(ResourceProvider):
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, problems = mapping.normalize(news)
-        failures = [CheckFailure(p.property, p.reason) for p in problems]
+        # A reason may quote a value, and a secret pasted into the wrong field (a
+        # password as server_address) would be quoted with it.
+        secrets = self._known_secrets(olds, news)
+        failures = [CheckFailure(p.property, redact(p.reason, secrets)) for p in problems]
         return CheckResult(_wire(inputs), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -147,6 +188,10 @@ class TenantEmailConfigProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         desired = _plain(props)
+        with self._redacting(desired):
+            return self._create(desired)
+
+    def _create(self, desired: dict[str, Any]) -> CreateResult:
         client = self._client(desired)
         existing = client.get_config()
         if mapping.is_configured(existing):
@@ -161,6 +206,10 @@ class TenantEmailConfigProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, desired = _plain(olds), _plain(news)
+        with self._redacting(olds, desired):
+            return self._update(olds, desired)
+
+    def _update(self, olds: dict[str, Any], desired: dict[str, Any]) -> UpdateResult:
         client = self._client(desired)
         ops = mapping.expand_patch(olds, desired)
         changed = mapping.changed_fields(olds, desired)
@@ -186,6 +235,10 @@ class TenantEmailConfigProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _plain(props)
+        with self._redacting(old):
+            return self._read(id_, old)
+
+    def _read(self, id_: str, old: dict[str, Any]) -> ReadResult:
         client = self._client(old)
         answer = client.get_config()
         if not mapping.is_configured(answer):
@@ -196,9 +249,13 @@ class TenantEmailConfigProvider(ResourceProvider):
         return ReadResult(_tenant_id(answer, client) or id_, _wire(outs), _wire(inputs))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        client = self._client(_plain(props))
-        if not client.delete_config():
-            log.info("%s had no email configuration left to delete", client.settings.tenant_url)
+        state = _plain(props)
+        with self._redacting(state):
+            client = self._client(state)
+            if not client.delete_config():
+                log.info(
+                    "%s had no email configuration left to delete", client.settings.tenant_url
+                )
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -233,12 +290,13 @@ class TenantEmailConfigProvider(ResourceProvider):
         client.put_config(mapping.expand_put(desired))
 
     def _after_apply(self, client: QlikClient, desired: dict[str, Any]) -> None:
+        secrets = self._known_secrets(desired)
         if desired.get("verify_connection"):
             result = client.verify_connection()
             if not result.get("success", False):
                 raise SmtpCheckError(
                     "The tenant saved the configuration but could not log in to the SMTP "
-                    f"server: {_smtp_message(result)}",
+                    f"server: {_smtp_message(result, secrets)}",
                     operation="verify connection",
                 )
         recipient = desired.get("test_email_recipient")
@@ -246,13 +304,17 @@ class TenantEmailConfigProvider(ResourceProvider):
             result = client.send_test_email(recipient, TEST_EMAIL_SUBJECT, TEST_EMAIL_BODY)
             if not result.get("success", False):
                 raise SmtpCheckError(
-                    f"The test email to {recipient} was not sent: {_smtp_message(result)}",
+                    f"The test email to {recipient} was not sent: "
+                    f"{_smtp_message(result, secrets)}",
                     operation="send test email",
                 )
 
 
-def _smtp_message(result: dict[str, Any]) -> str:
-    message = str(result.get("message") or "no message from the SMTP server")[:300]
+def _smtp_message(result: dict[str, Any], secrets: list[str]) -> str:
+    # Redact before cutting: a cut through a secret would leave a prefix that no
+    # later redaction recognises.
+    message = redact(str(result.get("message") or "no message from the SMTP server"), secrets)
+    message = message.replace("\r", " ").replace("\n", " ")[:300]
     code = result.get("smtpResponseCode")
     if result.get("connectionFailed"):
         message = f"connection failed: {message}"

@@ -9,8 +9,10 @@ every error text so that leak scans can search them afterwards.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +28,10 @@ from qlik_email_resource.testing.wire import (  # noqa: F401  (re-exported to th
     plain,
     serialized_provider,
 )
+
+# The tenant that echoes secrets lives with the provider tests; the scans here reuse it.
+sys.path.insert(0, str(Path(__file__).parents[1] / "provider"))
+from echo_tenant import echoed, serve  # noqa: F401  (re-exported to the tests)
 
 URN = "urn:pulumi:dev::hardening::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
 _names = itertools.count(1)

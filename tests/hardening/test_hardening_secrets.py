@@ -28,13 +28,15 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
+import grpc
 import pytest
+from pulumi.runtime.proto import provider_pb2 as P
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hardening_harness import Engine, clear_text
+from hardening_harness import Engine, clear_text, echoed, serve
 
 # Everything the runs below import from the package is imported here, at collection:
 # pytest rewrites this package's modules on import (it is a pytest11 plugin's
@@ -43,8 +45,9 @@ from hardening_harness import Engine, clear_text
 import qlik_email_resource.demo as demo_module
 import qlik_email_resource.resource  # noqa: F401
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.fleet.report import redact as fleet_redact
 from qlik_email_resource.testing import OfflineStack, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer, to_struct
 
 API_KEY = "qlikemu_CANARY-API-KEY-31415"
 CLIENT_SECRET = "CANARY-CLIENT-SECRET-27182"
@@ -61,10 +64,13 @@ POLICIES = ROOT / "policies"
 
 
 def forms(secret: str) -> list[str]:
-    """The secret as it could leak: clear, URL-encoded, base64 alone and in SMTP AUTH."""
+    """The secret as it could leak: clear, escaped (repr, ascii(), JSON), URL-encoded,
+    base64 alone and in SMTP AUTH."""
     b64 = [base64.b64encode(raw.encode()).decode() for raw in (
         secret, f"\0{SMTP_USER}\0{secret}", f"{SMTP_USER}\0{SMTP_USER}\0{secret}")]
-    return [secret, quote(secret, safe=""), *b64]
+    escaped = [repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1],
+               json.dumps(secret, ensure_ascii=False)[1:-1], quote_plus(secret)]
+    return list(dict.fromkeys([secret, quote(secret, safe=""), *escaped, *b64]))
 
 
 def leaks(text: str) -> list[str]:
@@ -378,3 +384,62 @@ def test_no_secret_in_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         for secret in seen:
             for form in forms(secret):
                 assert form not in content, f"{where} leaks a credential ({form[:12]}...)"
+
+
+# --- a tenant that echoes what it was sent, escaped --------------------------------------
+
+ECHO_PASSWORD = "CANARY-Grüße-\"quoted\"-'pw'-\\-😀"
+ECHO_KEY = "qlikemu_CANARY-ECHO-KEY-57721"
+ECHO_CLIENT_SECRET = "CANARY-ECHO-CLIENT-SECRET-66743"
+ECHO_TOKEN = "CANARY-ECHO-TOKEN-23606"
+ECHO_CANARIES = [ECHO_PASSWORD, ECHO_KEY, ECHO_CLIENT_SECRET, ECHO_TOKEN]
+
+
+def echo_leaks(text: str) -> list[str]:
+    return [form for secret in ECHO_CANARIES for form in forms(secret) if form in text]
+
+
+def test_no_canary_from_an_echoing_tenant() -> None:
+    """A tenant that repeats the password and the token (repr, JSON-escaped,
+    URL-encoded, plain) in its errors: no form reaches an error, a gRPC answer, the
+    provider's DEBUG log, a check failure or the fleet's table."""
+    smtp = {"server_address": "smtp.example.com", "server_port": 587,
+            "security_type": "StartTLS", "email_address": "qlik@example.com",
+            "username": SMTP_USER, "email_password": ECHO_PASSWORD}
+    scenarios = [
+        ("reject", {"qlik:apiKey": ECHO_KEY}, smtp),  # 400 echoing password and key
+        ("accept", {"qlik:apiKey": ECHO_KEY}, {**smtp, "verify_connection": True}),  # SMTP
+        ("echo-token", {"qlik:clientId": "cid", "qlik:clientSecret": ECHO_CLIENT_SECRET},
+         smtp),  # 401 echoing the OAuth token
+    ]
+    texts: list[str] = []
+    failures = []
+    env = {"QLIK_LOG_LEVEL": "DEBUG", "QLIK_MAX_RETRIES": "0"}
+    for mode, config, props in scenarios:
+        with serve(mode, token=ECHO_TOKEN) as url:
+            server = ProviderServer(env=env)
+            try:
+                server.configure({"qlik:tenantUrl": url, **config})
+                engine = Engine(server)
+                with pytest.raises(grpc.RpcError):
+                    engine.up(props)
+                # a password pasted as the server address, refused by Check
+                check = server.stub.Check(P.CheckRequest(
+                    urn="urn:pulumi:dev::hardening::x::mail", olds=to_struct({}),
+                    news=to_struct({"__provider": engine.provider, **props,
+                                    "server_address": ECHO_PASSWORD})))
+                failures += [f.reason for f in check.failures]
+                texts += [*engine.errors, *(clear_text(r) for r in engine.responses),
+                          *failures, server.stderr()]
+            finally:
+                server.stop()
+        texts.append(fleet_redact(f"{mode}: {echoed(ECHO_PASSWORD)} {echoed(ECHO_TOKEN)}",
+                                  ECHO_CANARIES))
+    # Guard: three real failures, each carrying the server's words, and check refusals.
+    assert len([t for t in texts if "Traceback" in t]) == 3
+    joined = "\n".join(texts)
+    assert "INPUTCHECK-1" in joined and "535" in joined and "unknown token" in joined
+    assert len(failures) == 3 and "[secret]" in joined
+    for text in texts:
+        found = echo_leaks(text)
+        assert not found, f"leaks {found[0]!r}: {text[:400]}"
