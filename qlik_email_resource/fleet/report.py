@@ -31,10 +31,14 @@ class TenantResult:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text``; the last line of defence before printing."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "[secret]")
-    return text
+    """Replace every secret value in ``text``; the last line of defence before printing.
+
+    The provider's helper: it also finds a secret that a server echoed escaped
+    (repr, JSON \\u escapes, URL encoding, base64).
+    """
+    from qlik_email_resource.redaction import redact as redact_secrets
+
+    return redact_secrets(text, secrets)
 
 
 def _cell(values: Sequence[str], empty: str = "-") -> str:
