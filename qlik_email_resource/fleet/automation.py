@@ -4,6 +4,10 @@ Needs the `pulumi` CLI on PATH (the Automation API drives it). Stacks run in
 threads: since pulumi/pulumi#10472 the Python SDK keeps its runtime state in
 context variables, so inline programs of different stacks may run concurrently
 in one process (pulumi/pulumi#6052, closed).
+
+What the report needs comes from the engine's event stream (``on_event``):
+resource steps with their old and new state (for ``old → new`` and drift),
+policy events, and error diagnostics.
 """
 
 from __future__ import annotations
@@ -17,9 +21,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from qlik_email_resource.fleet.changes import (
+    RunOptions,
+    changes_from,
+    desired_inputs,
+    drift_from,
+    result_word,
+    verification,
+)
+from qlik_email_resource.fleet.hints import in_tenants_file_terms
 from qlik_email_resource.fleet.program import RESOURCE_TYPE, stack_config, tenant_program
-from qlik_email_resource.fleet.report import BLOCKED, FAILED, TenantResult, redact
+from qlik_email_resource.fleet.report import (
+    BLOCKED,
+    FAILED,
+    FieldChange,
+    PolicyFinding,
+    TenantResult,
+    redact,
+)
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
+
+__all__ = ["AutomationBackend", "BackendError", "cli_available", "result_word", "verification"]
 
 
 class BackendError(RuntimeError):
@@ -28,32 +50,6 @@ class BackendError(RuntimeError):
 
 def cli_available() -> bool:
     return shutil.which("pulumi") is not None
-
-
-def verification(outputs: Mapping[str, Any]) -> str:
-    """How the tenant judged the configuration it now holds (its `isValid`)."""
-    valid = outputs.get("is_valid")
-    if valid is True:
-        return "valid"
-    if valid is False:
-        code = outputs.get("error_code") or outputs.get("status_reason") or "unknown error"
-        return f"invalid ({code})"
-    return "-"
-
-
-def result_word(op: str, preview: bool) -> str:
-    words = {
-        "create": "created",
-        "update": "updated",
-        "replace": "replaced",
-        "delete": "deleted",
-        "same": "unchanged",
-        "read": "refreshed",
-    }
-    word = words.get(op, op)
-    if preview and word != "unchanged":
-        return f"would {op}"
-    return word
 
 
 class AutomationBackend:
@@ -67,6 +63,7 @@ class AutomationBackend:
         policy_packs: Sequence[str],
         state_dir: Path,
         environ: Mapping[str, str] | None = None,
+        policy_config: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if not cli_available():
             raise BackendError(
@@ -88,10 +85,11 @@ class AutomationBackend:
                 f"the local backend {self.backend_url} encrypts stack secrets with a passphrase: "
                 "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE)"
             )
+        config = fleet.policy_config if policy_config is None else policy_config
         self.policy_config_files: list[str] = []
-        if self.policy_packs and fleet.policy_config:
+        if self.policy_packs and config:
             path = state_dir / "policy-config.json"
-            path.write_text(json.dumps(fleet.policy_config, indent=2))
+            path.write_text(json.dumps(dict(config), indent=2))
             self.policy_config_files = [str(path.resolve())] * len(self.policy_packs)
 
     def describe(self) -> str:
@@ -100,64 +98,115 @@ class AutomationBackend:
     def close(self) -> None:
         pass
 
-    def run(self, resolved: ResolvedTenant, operation: str) -> TenantResult:
+    def _stack(self, resolved: ResolvedTenant) -> Any:
         from pulumi import automation as auto
 
         tenant = resolved.tenant
+        stack = auto.create_or_select_stack(
+            stack_name=tenant.name,
+            project_name=self.fleet.project,
+            program=tenant_program(tenant),
+            opts=auto.LocalWorkspaceOptions(
+                project_settings=auto.ProjectSettings(
+                    name=self.fleet.project,
+                    runtime=auto.ProjectRuntimeInfo("python", _runtime_options()),
+                    backend=auto.ProjectBackend(url=self.backend_url),
+                ),
+                # The engine starts the dynamic provider through a shell shim that
+                # runs the virtualenv's python (PULUMI_RUNTIME_VIRTUALENV) or python3
+                # from PATH; it must be this one, where qlik_email_resource lives.
+                env_vars=_provider_python_env(),
+            ),
+        )
+        stack.set_all_config(
+            {
+                key: auto.ConfigValue(value=value, secret=secret)
+                for key, (value, secret) in stack_config(resolved).items()
+            }
+        )
+        return stack
+
+    def run(
+        self, resolved: ResolvedTenant, operation: str, options: RunOptions | None = None
+    ) -> TenantResult:
+        options = options or RunOptions()
+        tenant = resolved.tenant
         started = time.monotonic()
         events = _Events()
+        stack_outputs: dict[str, Any] = {}
         try:
-            stack = auto.create_or_select_stack(
-                stack_name=tenant.name,
-                project_name=self.fleet.project,
-                program=tenant_program(tenant),
-                opts=auto.LocalWorkspaceOptions(
-                    project_settings=auto.ProjectSettings(
-                        name=self.fleet.project,
-                        runtime=auto.ProjectRuntimeInfo("python", _runtime_options()),
-                        backend=auto.ProjectBackend(url=self.backend_url),
-                    ),
-                    # The engine starts the dynamic provider through a shell shim that
-                    # runs the virtualenv's python (PULUMI_RUNTIME_VIRTUALENV) or python3
-                    # from PATH; it must be this one, where qlik_email_resource lives.
-                    env_vars=_provider_python_env(),
-                ),
-            )
-            stack.set_all_config(
-                {
-                    key: auto.ConfigValue(value=value, secret=secret)
-                    for key, (value, secret) in stack_config(resolved).items()
-                }
-            )
-            common: dict[str, Any] = {
+            stack = self._stack(resolved)
+            common: dict[str, Any] = {"on_event": events.handle, "color": "never"}
+            policies: dict[str, Any] = {
                 "policy_packs": self.policy_packs or None,
                 "policy_pack_configs": self.policy_config_files or None,
-                "on_event": events.handle,
-                "color": "never",
             }
             if operation == "preview":
-                stack.preview(**common)
-                outputs: dict[str, Any] = {}
+                stack.preview(refresh=options.refresh, **policies, **common)
+            elif operation == "up":
+                up = stack.up(refresh=options.refresh, show_secrets=False, **policies, **common)
+                stack_outputs = {k: v.value for k, v in up.outputs.items() if not v.secret}
+            elif operation == "refresh":
+                stack.refresh(show_secrets=False, **common)
+            elif operation == "destroy":
+                stack.destroy(show_secrets=False, **common)
             else:
-                up = stack.up(show_secrets=False, **common)
-                outputs = {k: v.value for k, v in up.outputs.items() if not v.secret}
+                raise ValueError(f"unknown operation {operation!r}")
         except Exception as exc:
             message = events.error() or _command_error(exc)
             return TenantResult(
                 tenant=tenant.name,
                 result=BLOCKED if events.mandatory() else FAILED,
-                changed=events.changed,
-                violations=events.violations,
-                error=redact(message, resolved.secret_values()),
+                changes=events.changes(desired_inputs(tenant)),
+                violations=events.findings,
+                error=in_tenants_file_terms(
+                    redact(message, resolved.secret_values()), tenant
+                ),
                 seconds=time.monotonic() - started,
+                drift=events.drift(),
             )
+        return self._result(resolved, operation, options, events, stack_outputs, started)
+
+    def _result(
+        self,
+        resolved: ResolvedTenant,
+        operation: str,
+        options: RunOptions,
+        events: _Events,
+        stack_outputs: Mapping[str, Any],
+        started: float,
+    ) -> TenantResult:
+        tenant = resolved.tenant
+        drift = events.drift()
+        if operation == "destroy":
+            deleted = events.op == "delete"
+            word = "deleted" if deleted else "not deployed"
+            changes = changes_from("delete", None, {}) if deleted else []
+        elif operation == "refresh":
+            word = "drifted" if drift else "unchanged"
+            changes = []
+        else:
+            word = result_word(events.op, preview=operation == "preview")
+            changes = events.changes(desired_inputs(tenant))
+        # VERIFIED: what the tenant said in this run (the write's read-back, else the
+        # refresh's read); "-" when it was not asked.
+        said: Mapping[str, Any] = {}
+        if operation == "up" and events.op in ("create", "update", "replace"):
+            said = stack_outputs
+        elif events.refreshed is not None:
+            said = events.refreshed
+        unexpected = options.expect_no_changes and bool(
+            changes or (operation == "refresh" and drift)
+        )
         return TenantResult(
             tenant=tenant.name,
-            result=result_word(events.op, preview=operation == "preview"),
-            changed=events.changed,
-            violations=events.violations,
-            verification=verification(outputs),
+            result=word,
+            changes=changes,
+            violations=events.findings,
+            verification=verification(said),
             seconds=time.monotonic() - started,
+            drift=drift,
+            unexpected_changes=unexpected,
         )
 
 
@@ -188,27 +237,23 @@ class _Events:
     def __init__(self) -> None:
         self.op = "same"
         self.changed: list[str] = []
-        self.violations: list[str] = []
+        self.violations: list[str] = []  # "policy (level)"
+        self.findings: list[PolicyFinding] = []
+        self.old_outputs: Mapping[str, Any] | None = None
+        # The resource as a refresh step read it from the tenant (None: no refresh).
+        self.refreshed: Mapping[str, Any] | None = None
+        self._refresh_before: Mapping[str, Any] | None = None
+        self._refresh_gone = False
         self._levels: list[str] = []
         self._errors: list[str] = []
 
     def handle(self, event: Any) -> None:
         pre = getattr(event, "resource_pre_event", None)
         if pre is not None and pre.metadata.type == RESOURCE_TYPE:
-            meta = pre.metadata
-            op = str(getattr(meta.op, "value", meta.op))
-            # A replacement shows as several steps; report it once, as "replace".
-            if op in ("create-replacement", "delete-replaced", "replace"):
-                op = "replace"
-            elif self.op == "replace":
-                return
-            self.op = op
-            diffs = meta.diffs or []
-            self.changed = (
-                ["(new)"]
-                if self.op == "create"
-                else sorted(d for d in diffs if not d.startswith("__"))
-            )
+            self._step(pre.metadata)
+        done = getattr(event, "res_outputs_event", None)
+        if done is not None and done.metadata.type == RESOURCE_TYPE:
+            self._outputs(done.metadata)
         policy = getattr(event, "policy_event", None)
         if policy is not None:
             # `up` checks policies in its preview and again in the update.
@@ -216,11 +261,53 @@ class _Events:
             self._levels.append(policy.enforcement_level)
             if entry not in self.violations:
                 self.violations.append(entry)
+                self.findings.append(
+                    PolicyFinding(policy.policy_name, policy.enforcement_level,
+                                  (policy.message or "").strip())
+                )
         diag = getattr(event, "diagnostic_event", None)
         if diag is not None and diag.severity == "error":
             text = diag.message.strip()
             if text:
                 self._errors.append(text.splitlines()[-1])
+
+    def _step(self, meta: Any) -> None:
+        op = str(getattr(meta.op, "value", meta.op))
+        if op == "refresh":
+            if meta.old is not None and self._refresh_before is None:
+                self._refresh_before = dict(meta.old.outputs or {})
+            return
+        # A replacement shows as several steps; report it once, as "replace".
+        if op in ("create-replacement", "delete-replaced", "replace"):
+            op = "replace"
+        elif self.op == "replace":
+            return
+        self.op = op
+        if meta.old is not None and meta.old.outputs is not None:
+            self.old_outputs = dict(meta.old.outputs)
+        diffs = meta.diffs or []
+        self.changed = (
+            ["(new)"] if self.op == "create" else sorted(d for d in diffs if not d.startswith("__"))
+        )
+
+    def _outputs(self, meta: Any) -> None:
+        op = str(getattr(meta.op, "value", meta.op))
+        if op != "refresh":
+            return
+        if meta.old is not None and self._refresh_before is None:
+            self._refresh_before = dict(meta.old.outputs or {})
+        if meta.new is not None:
+            self.refreshed = dict(meta.new.outputs or {})
+        else:
+            self._refresh_gone = True
+
+    def changes(self, desired: Mapping[str, Any]) -> list[FieldChange]:
+        return changes_from(self.op, self.old_outputs, desired, self.changed)
+
+    def drift(self) -> list[FieldChange]:
+        if self._refresh_before is None:
+            return []
+        return drift_from(self._refresh_before, None if self._refresh_gone else self.refreshed)
 
     def mandatory(self) -> bool:
         return "mandatory" in self._levels

@@ -9,15 +9,30 @@ there get a provider server of their own, one per distinct environment.
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qlik_email_resource.fleet.automation import result_word, verification
+from qlik_email_resource.fleet.changes import (
+    RunOptions,
+    changes_from,
+    desired_inputs,
+    drift_from,
+    result_word,
+    verification,
+)
+from qlik_email_resource.fleet.hints import in_tenants_file_terms
 from qlik_email_resource.fleet.program import RESOURCE_TYPE, stack_config, tenant_program
-from qlik_email_resource.fleet.report import BLOCKED, FAILED, TenantResult, redact
+from qlik_email_resource.fleet.report import (
+    BLOCKED,
+    FAILED,
+    PolicyFinding,
+    TenantResult,
+    redact,
+)
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
 
 
@@ -49,20 +64,36 @@ class OfflineBackend:
         *,
         policy_packs: Sequence[str],
         state_dir: Path,
+        policy_config: Mapping[str, Mapping[str, Any]] | None = None,
+        analyzers: Sequence[Any] = (),
     ) -> None:
         from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+        from qlik_email_resource.testing.lock import FileLock
 
         self.fleet = fleet
         self.policy_packs = [str(Path(p).resolve()) for p in policy_packs]
+        self.policy_config = dict(fleet.policy_config if policy_config is None else policy_config)
         self.state_dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
+        # One fleet run per state directory, held until close(): a second run would
+        # otherwise trip over this one's stack locks tenant by tenant.
+        self._state_lock = FileLock(
+            state_dir / "fleet.lock", subject=f"the fleet state directory {state_dir}",
+            advice="wait for that run to finish, or pass another --state-dir",
+        )
+        self._state_lock.acquire()
         self._lock = threading.Lock()
         self._providers: dict[frozenset[tuple[str, str]], Any] = {}
-        self._analyzers: list[Any] = []
+        # Analyzers handed in (already started to check the policy config) stay the
+        # caller's to stop; the ones started here are ours.
+        self._analyzers: list[Any] = list(analyzers)
+        self._own_analyzers: list[Any] = []
         try:
             # Started once; the runner configures them (schema defaults plus the
             # tenants file's policy_config) before each stack's checks.
-            self._analyzers = [AnalyzerServer(pack) for pack in self.policy_packs]
+            if not self._analyzers:
+                self._own_analyzers = [AnalyzerServer(pack) for pack in self.policy_packs]
+                self._analyzers = list(self._own_analyzers)
         except Exception:
             self.close()
             raise
@@ -83,68 +114,188 @@ class OfflineBackend:
             return server
 
     def close(self) -> None:
-        for server in [*self._providers.values(), *self._analyzers]:
+        for server in [*self._providers.values(), *self._own_analyzers]:
             server.stop()
         self._providers.clear()
+        self._own_analyzers.clear()
         self._analyzers.clear()
+        self._state_lock.release()
 
-    def run(self, resolved: ResolvedTenant, operation: str) -> TenantResult:
-        from qlik_email_resource.testing import OfflineStack, PolicyViolationError, Secret
+    def _stack(self, resolved: ResolvedTenant, state_file: Path) -> Any:
+        from qlik_email_resource.testing import OfflineStack, Secret
 
+        tenant = resolved.tenant
+        return OfflineStack(
+            tenant_program(tenant),
+            project=self.fleet.project,
+            stack=tenant.name,
+            config={
+                key: Secret(value) if secret else value
+                for key, (value, secret) in stack_config(resolved).items()
+            },
+            state_file=str(state_file),
+            # OfflineStack takes one shared analyzer; a second pack (rare) is
+            # started per stack.
+            policy_packs=self.policy_packs[1:],
+            policy_config=self.policy_config if self.policy_packs else None,
+            provider_server=self.provider_for(resolved),
+            analyzer=self._analyzers[0] if self._analyzers else None,
+            quiet=True,
+        )
+
+    def run(
+        self, resolved: ResolvedTenant, operation: str, options: RunOptions | None = None
+    ) -> TenantResult:
+        from qlik_email_resource.testing import PolicyViolationError
+
+        options = options or RunOptions()
         tenant = resolved.tenant
         started = time.monotonic()
         secrets = resolved.secret_values()
+        outcome = _Outcome(tenant.name)
+        outcome.desired = desired_inputs(tenant)
         try:
-            stack = OfflineStack(
-                tenant_program(tenant),
-                project=self.fleet.project,
-                stack=tenant.name,
-                config={
-                    key: Secret(value) if secret else value
-                    for key, (value, secret) in stack_config(resolved).items()
-                },
-                state_file=str(self.state_dir / f"{tenant.name}.json"),
-                # OfflineStack takes one shared analyzer; a second pack (rare) is
-                # started per stack.
-                policy_packs=self.policy_packs[1:],
-                policy_config=dict(self.fleet.policy_config) if self.policy_packs else None,
-                provider_server=self.provider_for(resolved),
-                analyzer=self._analyzers[0] if self._analyzers else None,
-                quiet=True,
-            )
-            result = stack.preview() if operation == "preview" else stack.up()
+            state_file = self.state_dir / f"{tenant.name}.json"
+            stack = self._stack(resolved, state_file)
+            if operation == "preview" and options.refresh and _deployed(stack):
+                self._preview_refreshed(resolved, stack, outcome)
+            else:
+                self._run(stack, operation, options, outcome)
         except PolicyViolationError as exc:
-            return TenantResult(
-                tenant=tenant.name,
-                result=BLOCKED,
-                violations=[f"{v.policy} ({v.level})" for v in exc.violations],
-                error=redact(str(exc), secrets),
-                seconds=time.monotonic() - started,
-            )
+            outcome.result = BLOCKED
+            outcome.violations = _findings(exc.violations)
+            outcome.error = str(exc)
         except Exception as exc:
-            return TenantResult(
-                tenant=tenant.name,
-                result=FAILED,
-                error=redact(_first_line(exc), secrets),
-                seconds=time.monotonic() - started,
-            )
+            outcome.result = FAILED
+            outcome.error = _first_line(exc)
+        return outcome.finish(resolved, operation, options, secrets, time.monotonic() - started)
+
+    def _run(self, stack: Any, operation: str, options: RunOptions, outcome: _Outcome) -> None:
+        if operation == "destroy":
+            before = _resource(stack.state())
+            result = stack.destroy()
+            deleted = any(s.op == "delete" and s.type == RESOURCE_TYPE for s in result.steps)
+            outcome.result = "deleted" if deleted else "not deployed"
+            outcome.changes = changes_from("delete", before, {}) if deleted else []
+            return
+        refreshed = None
+        if operation == "refresh" or (options.refresh and _deployed(stack)):
+            before = _resource(stack.state())
+            stack.refresh()
+            refreshed = _resource(stack.state())
+            outcome.drift = drift_from(before, refreshed)
+            outcome.refreshed = True
+            outcome.live = refreshed
+        if operation == "refresh":
+            outcome.result = "drifted" if outcome.drift else "unchanged"
+            return
+        prior = refreshed if refreshed is not None else _resource(stack.state())
+        result = stack.preview() if operation == "preview" else stack.up()
+        self._planned(result, prior, operation, outcome)
+
+    def _preview_refreshed(self, resolved: ResolvedTenant, stack: Any, outcome: _Outcome) -> None:
+        """``preview --refresh``: refresh and preview a scratch copy of the state.
+
+        A preview never writes state (nor does `pulumi preview --refresh`), so the
+        refreshed state lives in a temporary file that is thrown away.
+        """
+        from qlik_email_resource.testing import HEADER
+        from qlik_email_resource.testing.state import StateFile
+
+        state = stack.state()
+        with tempfile.TemporaryDirectory(prefix="qlik-fleet-preview-") as scratch_dir:
+            scratch_file = Path(scratch_dir) / f"{resolved.tenant.name}.json"
+            StateFile(scratch_file).save(state, tool=HEADER)
+            scratch = self._stack(resolved, scratch_file)
+            scratch.refresh()
+            refreshed = _resource(scratch.state())
+            outcome.drift = drift_from(_resource(state), refreshed)
+            outcome.refreshed = True
+            outcome.live = refreshed
+            self._planned(scratch.preview(), refreshed, "preview", outcome)
+
+    def _planned(self, result: Any, prior: Any, operation: str, outcome: _Outcome) -> None:
         step = next((s for s in result.steps if s.type == RESOURCE_TYPE), None)
         op = step.op if step else "same"
+        outcome.op = op
+        outcome.violations = _findings(result.violations)
+        if any(v.level == "mandatory" for v in result.violations):
+            outcome.result = BLOCKED
+            outcome.error = "a mandatory policy failed: " + "; ".join(
+                f"{v.policy}: {v.message.splitlines()[-1]}"
+                for v in result.violations if v.level == "mandatory"
+            )
+            return
+        outcome.result = result_word(op, preview=operation == "preview")
+        outcome.changes = changes_from(
+            op, prior, outcome.desired, fields=step.changed_fields if step else ()
+        )
+        if op in ("create", "update", "replace") and operation == "up":
+            outcome.written_outputs = dict(result.outputs)
+        if not result.ok and not outcome.error:
+            outcome.error = "the offline runner reported a failure"
+
+
+class _Outcome:
+    """What one tenant's run found, turned into its row at the end."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.result = FAILED
+        self.op = ""
+        self.changes: list[Any] = []
+        self.drift: list[Any] = []
+        self.violations: list[PolicyFinding] = []
+        self.error = ""
+        self.refreshed = False
+        self.live: Any = None  # the resource as the refresh read it
+        self.written_outputs: dict[str, Any] | None = None
+        self.desired: dict[str, Any] = {}
+
+    def finish(
+        self,
+        resolved: ResolvedTenant,
+        operation: str,
+        options: RunOptions,
+        secrets: Sequence[str],
+        seconds: float,
+    ) -> TenantResult:
+        # VERIFIED is what the tenant said in this run: after a write, the provider's
+        # read-back; otherwise the refresh; with neither, nothing ("-").
+        said: Mapping[str, Any] = {}
+        if self.written_outputs is not None:
+            said = self.written_outputs
+        elif self.refreshed and self.live is not None:
+            said = self.live.outputs
+        unexpected = options.expect_no_changes and (
+            bool(self.changes) or bool(self.drift and operation == "refresh")
+        )
         return TenantResult(
-            tenant=tenant.name,
-            result=result_word(op, preview=operation == "preview"),
-            changed=_changed(op, step.changed_fields if step else ()),
-            violations=[f"{v.policy} ({v.level})" for v in result.violations],
-            verification=verification(result.outputs),
-            error="" if result.ok else "the offline runner reported a failure",
-            seconds=time.monotonic() - started,
+            tenant=self.tenant,
+            result=self.result,
+            changes=self.changes,
+            violations=self.violations,
+            verification=verification(said) if self.result != FAILED else "-",
+            error=in_tenants_file_terms(redact(self.error, secrets), resolved.tenant),
+            seconds=seconds,
+            drift=self.drift,
+            unexpected_changes=unexpected,
         )
 
 
-def _changed(op: str, fields: Sequence[str]) -> list[str]:
-    if op == "create":
-        return ["(new)"]
-    return sorted(f for f in fields if not f.startswith("__"))
+def _deployed(stack: Any) -> bool:
+    return _resource(stack.state()) is not None
+
+
+def _resource(state: Any) -> Any:
+    return next((r for r in state.resources if r.type == RESOURCE_TYPE), None)
+
+
+def _findings(violations: Sequence[Any]) -> list[PolicyFinding]:
+    seen: dict[str, PolicyFinding] = {}
+    for v in violations:
+        seen.setdefault(f"{v.policy}/{v.level}", PolicyFinding(v.policy, v.level, v.message))
+    return list(seen.values())
 
 
 _URN = re.compile(r"of urn:pulumi:\S+?::(?P<name>[^:\s]+) ")

@@ -1,33 +1,115 @@
-"""What a fleet run tells its user: a line per finished tenant, then one table."""
+"""What a fleet run tells its user: progress while it runs, then one table (and JSON)."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
-# Results that count as a failure of the tenant (exit code 1).
+# Results that count as a failure of the tenant (see EXIT_* in cli.py).
 FAILED = "failed"
 BLOCKED = "blocked"  # a mandatory policy stopped the change: nothing was written
+UNCHANGED = "unchanged"
 DETAIL_WIDTH = 100
+CELL_WIDTH = 60  # one CHANGED entry in the table; the JSON report has the whole value
+ARROW = "→"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One setting that differs: what the tenant (or state) held and what it gets.
+
+    A secret's values are never kept: ``secret`` says it changed, nothing more.
+    ``old`` is None for a field that was not set before.
+    """
+
+    field: str
+    old: Any = None
+    new: Any = None
+    secret: bool = False
+
+    @property
+    def marker(self) -> bool:
+        """A whole-configuration event ("(new)", "(configuration deleted)"), not a field."""
+        return self.field.startswith("(")
+
+    def text(self, width: int = CELL_WIDTH) -> str:
+        if self.marker:
+            return self.field
+        if self.secret:
+            return f"{self.field} (changed)"
+        text = f"{self.field}: {_shown(self.old)} {ARROW} {_shown(self.new)}"
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+    def as_json(self) -> dict[str, Any]:
+        if self.marker:
+            return {"field": self.field}
+        if self.secret:
+            return {"field": self.field, "secret": True}
+        return {"field": self.field, "old": self.old, "new": self.new, "secret": False}
+
+
+NEW = FieldChange("(new)")  # a first deployment: every setting is new
+
+
+@dataclass(frozen=True)
+class PolicyFinding:
+    """A policy the tenant's configuration fails, with the pack's own message."""
+
+    policy: str
+    level: str  # advisory | mandatory | remediate
+    message: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy} ({self.level})"
 
 
 @dataclass
 class TenantResult:
     tenant: str
-    result: str  # created | updated | unchanged | would create | would update | failed | blocked
-    changed: list[str] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)  # "policy (level)"
+    # created | updated | replaced | unchanged | deleted | would create | would update |
+    # would replace | would delete | drifted | failed | blocked
+    result: str
+    changes: list[FieldChange] = field(default_factory=list)
+    violations: list[PolicyFinding] = field(default_factory=list)
+    # What the tenant reported in this run ("valid", "invalid (CODE)"), "-" if not asked.
     verification: str = "-"
     error: str = ""
     seconds: float = 0.0
+    # Settings that differed between state and the tenant, as the refresh found them.
+    drift: list[FieldChange] = field(default_factory=list)
+    # --expect-no-changes and this tenant had (or would have) changes.
+    unexpected_changes: bool = False
 
     @property
     def failed(self) -> bool:
-        return self.result in (FAILED, BLOCKED)
+        return self.result in (FAILED, BLOCKED) or self.unexpected_changes
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes) or self.result not in (UNCHANGED, FAILED, BLOCKED)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "result": self.result,
+            "changes": [c.as_json() for c in self.changes],
+            "drift": [c.as_json() for c in self.drift],
+            "policy": [
+                {"policy": v.policy, "level": v.level, "message": v.message}
+                for v in self.violations
+            ],
+            "verification": self.verification,
+            "error": self.error or None,
+            "unexpected_changes": self.unexpected_changes,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -41,8 +123,27 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return redact_secrets(text, secrets)
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # ports arrive as floats from protobuf
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _cell(values: Sequence[str], empty: str = "-") -> str:
     return ", ".join(values) if values else empty
+
+
+def summary_line(results: Sequence[TenantResult], operation: str) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.result] = counts.get(r.result, 0) + 1
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    drifted = sum(1 for r in results if r.drift)
+    if drifted:
+        parts.append(f"{drifted} drifted")
+    return f"{operation}: {len(results)} tenants: {', '.join(parts)}"
 
 
 def render_table(results: Sequence[TenantResult], operation: str) -> str:
@@ -52,8 +153,8 @@ def render_table(results: Sequence[TenantResult], operation: str) -> str:
         (
             r.tenant,
             r.result,
-            _cell(r.changed),
-            _cell(r.violations),
+            _cell([c.text() for c in r.changes]),
+            _cell([v.label for v in r.violations]),
             r.verification,
             "see below" if r.error else "-",
         )
@@ -66,35 +167,98 @@ def render_table(results: Sequence[TenantResult], operation: str) -> str:
 
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]
-    failed = [r for r in results if r.failed]
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.result] = counts.get(r.result, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     out.append("")
-    out.append(f"{operation}: {len(results)} tenants: {summary}")
+    out.append(summary_line(results, operation))
     errors = [r for r in sorted(results, key=lambda r: r.tenant) if r.error]
     if errors:
         out.append("")
         out.append("Errors:")
         out += [f"  {r.tenant}: {r.error}" for r in errors]
+    unexpected = [r.tenant for r in results if r.unexpected_changes]
+    if unexpected:
+        out.append("")
+        out.append(
+            f"--expect-no-changes: {len(unexpected)} tenant(s) had changes: "
+            f"{', '.join(sorted(unexpected))}"
+        )
+    failed = [r for r in results if r.result in (FAILED, BLOCKED)]
     if failed:
         out.append("")
         out.append(
-            f"{len(failed)} of {len(results)} tenants failed; the others are unaffected. "
-            "Fix the errors above and run again: tenants already done are a no-op."
+            f"{len(failed)} of {len(results)} tenants failed or were blocked; the others are "
+            "unaffected. Fix the errors above and run again: tenants already done are a no-op."
         )
     return "\n".join(out)
 
 
-class Progress:
-    """One line per finished tenant on stderr; on a terminal, a live counter too."""
+def write_json(
+    path: str | os.PathLike[str],
+    results: Sequence[TenantResult],
+    *,
+    operation: str,
+    project: str,
+    backend: str,
+    exit_code: int,
+    seconds: float,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """The whole report, for CI: one object per tenant, in tenants-file order."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.result] = counts.get(r.result, 0) + 1
+    document = {
+        "operation": operation,
+        "project": project,
+        "backend": backend,
+        "options": dict(options or {}),
+        "exit_code": exit_code,
+        "seconds": round(seconds, 3),
+        "summary": counts,
+        "tenants": [r.as_json() for r in results],
+    }
+    write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
-    def __init__(self, total: int, operation: str, stream: TextIO | None = None) -> None:
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    # Write beside the target, then rename: a CI job never reads half a report.
+    target = os.fspath(path)
+    temp = f"{target}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temp, target)
+
+
+def is_live_terminal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """A person watching: a tty, and not a CI runner (some give jobs a pseudo-tty)."""
+    env = os.environ if environ is None else environ
+    if env.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Progress:
+    """Progress on stderr.
+
+    On a terminal: a live counter, and a line per finished tenant. In a CI log (not
+    a tty, or CI=true): no counter and no control characters, and a line only for a
+    tenant that changed, failed or was blocked, so a converged fleet prints nothing.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        operation: str,
+        stream: TextIO | None = None,
+        *,
+        live: bool | None = None,
+    ) -> None:
         self.total = total
         self.operation = operation
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = is_live_terminal(self.stream) if live is None else live
         self.done = 0
         self.running = 0
         self.failed = 0
@@ -111,18 +275,10 @@ class Progress:
             self.running -= 1
             self.done += 1
             self.failed += result.failed
-            width = len(str(self.total))
-            changed = [c for c in result.changed if c != "(new)"]
-            detail = result.error.splitlines()[0] if result.error else _cell(changed, "")
-            if len(detail) > DETAIL_WIDTH:  # the full text is in the table's error section
-                detail = detail[: DETAIL_WIDTH - 3] + "..."
-            line = (
-                f"[{self.done:>{width}}/{self.total}] {result.tenant}: {result.result}"
-                f"{f' ({detail})' if detail else ''} in {result.seconds:.1f}s"
-            )
             if self.tty:
                 self.stream.write("\r\033[K")
-            self.stream.write(line + "\n")
+            if self.tty or result.failed or result.changed:
+                self.stream.write(self._line(result) + "\n")
             self._counter()
             self.stream.flush()
 
@@ -130,6 +286,17 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+    def _line(self, result: TenantResult) -> str:
+        width = len(str(self.total))
+        changed = [c.field for c in result.changes if not c.marker]
+        detail = result.error.splitlines()[0] if result.error else _cell(changed, "")
+        if len(detail) > DETAIL_WIDTH:  # the full text is in the table's error section
+            detail = detail[: DETAIL_WIDTH - 3] + "..."
+        return (
+            f"[{self.done:>{width}}/{self.total}] {result.tenant}: {result.result}"
+            f"{f' ({detail})' if detail else ''} in {result.seconds:.1f}s"
+        )
 
     def _counter(self) -> None:
         if not self.tty:

@@ -38,6 +38,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from qlik_email_resource.fleet import policy_config as policy_settings
+from qlik_email_resource.mapping import parse_port
+
 DEFAULT_PROJECT = "qlik-email"
 
 # Email settings by their provider input name (see ARCHITECTURE.md, "Provider").
@@ -100,16 +103,17 @@ class Tenant:
         """Read the referenced env vars; a missing one fails this tenant only."""
         env = os.environ if environ is None else environ
 
-        def need(var: str, what: str) -> str:
+        def need(var: str, key: str) -> str:
             value = env.get(var, "")
             if not value:
+                # Named as the user wrote it in the tenants file, not as stack config.
                 raise CredentialError(
-                    f"tenant {self.name}: environment variable {var} ({what}) is not set; "
-                    f"export it before running the fleet"
+                    f"tenant {self.name}: environment variable {var} is not set "
+                    f"(tenants file: `{key}: {var}`); export {var} before running the fleet"
                 )
             return value
 
-        secrets = {key: need(var, f"email.{key}_env") for key, var in self.secret_env.items()}
+        secrets = {key: need(var, f"{key}_env") for key, var in self.secret_env.items()}
         return ResolvedTenant(
             tenant=self,
             api_key=need(self.api_key_env, "api_key_env") if self.api_key_env else None,
@@ -220,12 +224,12 @@ class _Validator:
             elif value is None:
                 settings[key] = None
             elif key in EMAIL_INTS:
-                if isinstance(value, bool) or not isinstance(value, int) or not (
-                    1 <= value <= 65535
-                ):
+                # The resource's own converter: 465, 465.0 and "465" are one port, as
+                # they are to TenantEmailConfig (issue #10).
+                try:
+                    settings[key] = parse_port(value)
+                except ValueError:
                     self.error(at, f"must be an integer port between 1 and 65535 (got {value!r})")
-                else:
-                    settings[key] = value
             elif key in EMAIL_BOOLS:
                 if not isinstance(value, bool):
                     self.error(at, f"must be true or false (got {value!r})")
@@ -350,12 +354,10 @@ def parse(
 
     defaults, default_refs = check.email("defaults", data.get("defaults"))
 
-    policy_config = data.get("policy_config") or {}
-    if not isinstance(policy_config, Mapping) or not all(
-        isinstance(v, Mapping) for v in policy_config.values()
-    ):
-        check.error("policy_config", "must map policy names to their settings")
-        policy_config = {}
+    # Shape and levels here; names and settings against the packs' schemas once the
+    # packs are known (fleet/policy_config.py, before any tenant runs).
+    policy_config, problems = policy_settings.normalise(data.get("policy_config"))
+    check.errors.extend(problems)
 
     tenants: list[Tenant] = []
     raw_tenants = data.get("tenants")
@@ -374,7 +376,7 @@ def parse(
         path=file_path,
         project=project,
         tenants=tuple(tenants),
-        policy_config={str(k): dict(v) for k, v in policy_config.items()},
+        policy_config=policy_config,
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +80,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             emu.stop()
 
 
-def _run(fleet: Fleet, operation: str, state: Path, *extra: str) -> Run:
+def _run(fleet: Fleet, operation: str, state: Path, *extra: str,
+         stdin: io.StringIO | None = None) -> Run:
     out, err = io.StringIO(), io.StringIO()
+    packs = ["--policy-pack", POLICIES] if operation in ("preview", "up") else []
     code = main(
-        [operation, str(fleet.file), "--offline", "--policy-pack", POLICIES,
+        [operation, str(fleet.file), "--offline", *packs,
          "--state-dir", str(state), "--parallel", "4", *extra],
-        stdout=out, stderr=err,
+        stdout=out, stderr=err, stdin=stdin,
     )
     run = Run(code, out.getvalue(), err.getvalue())
     for secret in fleet.secrets:
@@ -94,6 +97,19 @@ def _run(fleet: Fleet, operation: str, state: Path, *extra: str) -> Run:
 
 def _writes(emu: Emulator) -> list[dict]:
     return [r for r in emu.requests() if r["method"] in WRITES]
+
+
+def _gets(emu: Emulator) -> list[dict]:
+    return [r for r in emu.requests() if r["method"] == "GET"]
+
+
+def _edited(fleet: Fleet, folder: Path, edit: Callable[[dict], None]) -> Fleet:
+    document = yaml.safe_load(fleet.file.read_text())
+    edit(document)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tenants.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return Fleet(fleet.emu, path, fleet.secrets)
 
 
 def test_fleet_offline_twenty_tenants_one_failing_then_repaired_then_noop(
@@ -130,7 +146,10 @@ def test_fleet_offline_twenty_tenants_one_failing_then_repaired_then_noop(
     third = _run(fleet, "up", tmp_path)
     assert third.code == 0
     assert "up: 20 tenants: 20 unchanged" in third.out
-    assert _writes(emu) == []  # a converged fleet costs reads only
+    # a converged fleet costs one read per tenant (the refresh) and no write
+    assert _writes(emu) == []
+    assert sorted(r["tenant"] for r in _gets(emu)) == sorted(TENANTS)
+    assert third.row("tenant-00")[4] == "valid"  # what the tenant said in this run
 
     # a change in the defaults reaches every tenant as an update of that field
     document = yaml.safe_load(fleet.file.read_text())
@@ -140,7 +159,9 @@ def test_fleet_offline_twenty_tenants_one_failing_then_repaired_then_noop(
     emu.clear_requests()
     fourth = _run(Fleet(emu, changed_file, fleet.secrets), "up", tmp_path)
     assert fourth.code == 0
-    assert fourth.row("tenant-03")[:3] == ["tenant-03", "updated", "sender_name"]
+    assert fourth.row("tenant-03")[:3] == [
+        "tenant-03", "updated", "sender_name: (unset) → 'Reports'"
+    ]
     assert {r["tenant"] for r in _writes(emu) if r["method"] in ("PUT", "PATCH")} == set(TENANTS)
 
 
@@ -166,12 +187,21 @@ def test_fleet_offline_policy_violation_blocks_only_that_tenant(
     path.write_text(yaml.safe_dump(document))
     run = _run(Fleet(emu, path, fleet.secrets), "up", tmp_path / "state",
                "--tenant", "tenant-05", "--tenant", "tenant-06")
-    assert run.code == 1
+    assert run.code == 5  # the Pulumi CLI's exit code for a policy violation
     row = run.row("tenant-05")
     assert row[:2] == ["tenant-05", "blocked"]
     assert "email-tls-required (mandatory)" in row[3]
     assert run.row("tenant-06")[:2] == ["tenant-06", "created"]
     assert {r["tenant"] for r in _writes(emu)} == {"tenant-06"}
+
+    # the gate holds in a preview too: non-zero, "blocked", and the tenant untouched
+    emu.clear_requests()
+    preview = _run(Fleet(emu, path, fleet.secrets), "preview", tmp_path / "state",
+                   "--tenant", "tenant-05", "--tenant", "tenant-06")
+    assert preview.code == 5, preview.out
+    assert preview.row("tenant-05")[:2] == ["tenant-05", "blocked"]
+    assert preview.row("tenant-06")[:2] == ["tenant-06", "unchanged"]
+    assert _writes(emu) == []
 
 
 def test_fleet_offline_missing_credential_fails_that_tenant_only(
@@ -182,7 +212,8 @@ def test_fleet_offline_missing_credential_fails_that_tenant_only(
     run = _run(fleet, "up", tmp_path, "--tenant", "tenant-09", "--tenant", "tenant-10")
     assert run.code == 1
     assert run.row("tenant-09")[:2] == ["tenant-09", "failed"]
-    assert "environment variable KEY_TENANT_09 (api_key_env) is not set" in run.out
+    assert "environment variable KEY_TENANT_09 is not set (tenants file: `api_key_env: " \
+        "KEY_TENANT_09`)" in run.out
     assert run.row("tenant-10")[:2] == ["tenant-10", "created"]
 
 
@@ -207,3 +238,192 @@ def test_fleet_offline_oauth_client_tenant(
     assert run.row("tenant-15") == ["tenant-15", "created", "(new)", "-", "valid", "-"]
     token_calls = [r for r in emu.requests() if r["path"].endswith("/oauth/token")]
     assert {r["tenant"] for r in token_calls} == {"tenant-15"}
+
+
+def _console_change(emu: Emulator, tenant: str, **fields: object) -> None:
+    """An out-of-band change, as if made in the Qlik console."""
+    smtp = emu.info["smtp"]
+    emu.set_config(tenant, {
+        "serverAddress": "email-smtp.eu-west-2.amazonaws.com", "serverPort": 2465,
+        "securityType": "SSL/TLS", "username": smtp["username"],
+        "emailAddress": "reports@example.com", "emailPassword": smtp["password"], **fields,
+    })
+
+
+def test_fleet_offline_drift_is_seen_checked_and_repaired(fleet: Fleet, tmp_path: Path) -> None:
+    emu = fleet.emu
+    emu.reset()
+    names = ["--tenant", "tenant-11", "--tenant", "tenant-12"]
+    assert _run(fleet, "up", tmp_path, *names).code == 0
+    state_file = tmp_path / "tenant-11.json"
+    recorded = state_file.read_bytes()
+
+    _console_change(emu, "tenant-11", senderName="Console")
+    emu.clear_requests()
+    preview = _run(fleet, "preview", tmp_path, *names, "--json", str(tmp_path / "p.json"))
+    assert preview.code == 0, preview.out
+    # the refresh read the tenant: the change the stack would undo shows as old -> new
+    assert preview.row("tenant-11")[:3] == [
+        "tenant-11", "would update", "sender_name: 'Console' → (unset)"
+    ]
+    assert preview.row("tenant-12")[:2] == ["tenant-12", "unchanged"]
+    assert "1 drifted" in preview.out
+    assert _writes(emu) == [] and len(_gets(emu)) == 2  # one GET per tenant
+    assert state_file.read_bytes() == recorded  # a preview writes no state
+    report = json.loads((tmp_path / "p.json").read_text())
+    drift = next(t for t in report["tenants"] if t["tenant"] == "tenant-11")["drift"]
+    assert {"field": "sender_name", "old": None, "new": "Console", "secret": False} in drift
+
+    # a drift check from cron: any pending change fails the run
+    check = _run(fleet, "preview", tmp_path, *names, "--expect-no-changes")
+    assert check.code == 7, check.out
+    assert "--expect-no-changes: 1 tenant(s) had changes: tenant-11" in check.out
+
+    # `refresh` records the drift in state and says so
+    refreshed = _run(fleet, "refresh", tmp_path, *names)
+    assert refreshed.code == 0, refreshed.out
+    assert refreshed.row("tenant-11")[:3] == [
+        "tenant-11", "drifted", "-"
+    ]
+    assert state_file.read_bytes() != recorded
+
+    # `up` repairs it; afterwards the drift check passes
+    emu.clear_requests()
+    repaired = _run(fleet, "up", tmp_path, *names)
+    assert repaired.code == 0, repaired.out
+    assert repaired.row("tenant-11")[:3] == [
+        "tenant-11", "updated", "sender_name: 'Console' → (unset)"
+    ]
+    assert {r["tenant"] for r in _writes(emu)} == {"tenant-11"}
+    assert _run(fleet, "preview", tmp_path, *names, "--expect-no-changes").code == 0
+
+
+def test_fleet_offline_verified_is_what_the_tenant_says_now(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    emu = fleet.emu
+    emu.reset()
+    names = ["--tenant", "tenant-13"]
+    first = _run(fleet, "up", tmp_path, *names)
+    assert first.row("tenant-13")[4] == "valid"
+    # the console drops the password: the tenant now says its config is incomplete
+    smtp = emu.info["smtp"]
+    emu.set_config("tenant-13", {
+        "serverAddress": "email-smtp.eu-west-2.amazonaws.com", "serverPort": 2465,
+        "securityType": "SSL/TLS", "username": smtp["username"],
+        "emailAddress": "reports@example.com",
+    })
+    preview = _run(fleet, "preview", tmp_path, *names)
+    assert preview.row("tenant-13")[4].startswith("invalid ("), preview.out
+    # without a refresh nobody asked the tenant: no stale "valid" from state
+    emu.clear_requests()
+    blind = _run(fleet, "preview", tmp_path, *names, "--no-refresh")
+    assert blind.row("tenant-13")[:2] == ["tenant-13", "unchanged"]
+    assert blind.row("tenant-13")[4] == "-"
+    assert emu.requests() == []  # --no-refresh: not one call
+
+
+def test_fleet_offline_destroy_asks_before_deleting_many(fleet: Fleet, tmp_path: Path) -> None:
+    emu = fleet.emu
+    emu.reset()
+    names = ["--tenant", "tenant-16", "--tenant", "tenant-17"]
+    assert _run(fleet, "up", tmp_path, *names).code == 0
+    emu.clear_requests()
+
+    refused = _run(fleet, "destroy", tmp_path, *names)  # no terminal, no --yes
+    assert refused.code == 2
+    assert "pass --yes to confirm" in refused.err
+    assert emu.requests() == []
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    wrong = _run(fleet, "destroy", tmp_path, *names, stdin=Terminal("nope\n"))
+    assert wrong.code == 2 and "nothing was destroyed" in wrong.err
+    assert emu.requests() == []
+
+    typed = _run(fleet, "destroy", tmp_path, *names, stdin=Terminal("qlik-email\n"))
+    assert typed.code == 0, typed.out
+    assert "Type the project name (qlik-email) to confirm" in typed.err
+    assert typed.row("tenant-16")[:3] == ["tenant-16", "deleted", "(configuration deleted)"]
+    deletes = [r for r in emu.requests() if r["method"] == "DELETE"]
+    assert sorted(r["tenant"] for r in deletes) == ["tenant-16", "tenant-17"]
+
+    again = _run(fleet, "destroy", tmp_path, *names, "--yes")
+    assert again.code == 0
+    assert again.row("tenant-16")[:2] == ["tenant-16", "not deployed"]
+
+
+@pytest.mark.parametrize(
+    ("policy_config", "expected"),
+    [
+        ({"email-tls-requird": {"allowStartTls": False}},
+         "policy_config.email-tls-requird: no policy of this name in the policy pack "
+         "(did you mean 'email-tls-required'?)"),
+        ({"email-allowed-ports": {"allowedPort": [465]}},
+         "policy_config.email-allowed-ports.allowedPort: unknown setting "
+         "(did you mean 'allowedPorts'?)"),
+        ({"email-allowed-ports": {"allowedPorts": "465"}},
+         "policy_config.email-allowed-ports.allowedPorts: '465' is not of type 'array'"),
+        ({"email-allowed-ports": {"allowedPorts": [465, "x"]}},
+         "policy_config.email-allowed-ports.allowedPorts.1: 'x' is not of type 'integer'"),
+        ({"email-tls-required": "mandatroy"},
+         "policy_config.email-tls-required.enforcementLevel: 'mandatroy' is not an "
+         "enforcement level"),
+        ({"all": "strict"}, "policy_config.all.enforcementLevel: 'strict' is not"),
+    ],
+)
+def test_fleet_offline_policy_config_is_checked_before_anything_runs(
+    fleet: Fleet, tmp_path: Path, policy_config: dict, expected: str
+) -> None:
+    emu = fleet.emu
+    emu.reset()
+    bad = _edited(fleet, tmp_path, lambda d: d.update(policy_config=policy_config))
+    run = _run(bad, "up", tmp_path / "state")
+    assert run.code == 2
+    assert expected in run.err, run.err
+    assert emu.requests() == []  # not one tenant was touched
+    assert not list((tmp_path / "state").glob("*.json"))
+
+
+def test_fleet_offline_policy_config_without_a_pack_is_an_error(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["preview", str(fleet.file), "--offline", "--no-policy-pack",
+                 "--state-dir", str(tmp_path)], stdout=out, stderr=err)
+    assert code == 2
+    assert "policy_config is set but no policy pack runs (--no-policy-pack)" in err.getvalue()
+
+
+def test_fleet_offline_shorthand_levels_and_all_reach_the_pack(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    emu = fleet.emu
+    emu.reset()
+
+    def edit(document: dict) -> None:
+        document["tenants"]["tenant-18"]["email"] = {"security_type": "none",
+                                                     "server_port": 2587}
+        # every policy advisory: the plain-SMTP tenant is reported, not blocked
+        document["policy_config"] = {"all": "advisory",
+                                     "email-tenant-url": {"allowLocalhost": True}}
+
+    relaxed = _edited(fleet, tmp_path, edit)
+    run = _run(relaxed, "preview", tmp_path / "state", "--tenant", "tenant-18")
+    assert run.code == 0, run.out + run.err
+    assert run.row("tenant-18")[:2] == ["tenant-18", "would create"]
+    assert "email-tls-required (advisory)" in run.row("tenant-18")[3]
+
+
+def test_fleet_offline_error_hint_names_the_tenants_file_key(
+    fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.emu.reset()
+    monkeypatch.setenv("KEY_TENANT_19", "not-the-key")
+    run = _run(fleet, "up", tmp_path, "--tenant", "tenant-19")
+    assert run.code == 1
+    error = next(line for line in run.out.splitlines() if line.startswith("  tenant-19: "))
+    assert "$KEY_TENANT_19 (tenants.tenant-19: api_key_env: KEY_TENANT_19)" in error, error
+    assert "qlik:apiKey" not in error and "QLIK_API_KEY" not in error
