@@ -1,134 +1,269 @@
-"""The program under the real Pulumi CLI, on a local file backend.
+"""The repo's program (Pulumi.yaml + __main__.py) under the real Pulumi CLI and engine.
 
-The CLI cannot be installed on our CI machines (see docs in
-/work/shared/engineless-testing.md §4), so these tests skip there; on a laptop
-with `pulumi` on PATH they run the same lifecycle as the offline tests:
-preview with the policy pack, up, no-op up, refresh after an out-of-band
-change, destroy.
+Two stacks, as a user keeps them: `tenant-a` (the tutorial's SES settings, an API
+key) and `tenant-b` (StartTLS, an OAuth2 client), each against its own emulated
+tenant, with the policy pack `policies/` and a config derived from
+policies/examples/strict.json. Every step asserts on the tenant's request log and
+on the config the tenant holds. The CLI is the pinned one (`make cli`); how the
+program and the pack run without a Python language host: tests/cli/clienv.py.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import shutil
-import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from pulumi import automation as auto
 
 from qlik_email_resource.emulator import Emulator
+from tests.cli.clienv import REPO, CliEnv, CliProject, needs_cli
 
-ROOT = Path(__file__).resolve().parents[2]
-PULUMI = shutil.which("pulumi")
+pytestmark = needs_cli
 
-pytestmark = pytest.mark.skipif(PULUMI is None, reason="the pulumi CLI is not on PATH")
+CONFIG_PATH = "/api/v1/transports/email-config"
+RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
+STRICT = json.loads((REPO / "policies" / "examples" / "strict.json").read_text())
 
 
-class Cli:
-    """`pulumi` in the repo's program dir; stack config in a temp file, never the repo's."""
+def for_emulator(config: dict[str, Any]) -> dict[str, Any]:
+    """strict.json as a team would adapt it to the emulator: local tenants, example.com."""
+    adapted = copy.deepcopy(config)
+    adapted["email-tenant-url"]["allowLocalhost"] = True
+    adapted["email-sender-domains"]["allowedDomains"] = ["*.example.com"]
+    return adapted
 
-    def __init__(self, tmp: Path, stack: str) -> None:
-        self.stack = stack
-        self.config_file = tmp / f"Pulumi.{stack}.yaml"
-        (tmp / "state").mkdir()
-        self.env = {
-            **os.environ,
-            "PULUMI_BACKEND_URL": (tmp / "state").as_uri(),
-            "PULUMI_CONFIG_PASSPHRASE": "offline-tests-only",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
+
+class Run:
+    """One stack of the copied program, with what every command printed and reported."""
+
+    def __init__(self, project: CliProject, name: str, cli: CliEnv) -> None:
+        self.project = project
+        self.name = name
+        self.cli = cli
+        self.stack = project.stack(name)
+        self.printed: list[str] = []
+        self.events: list[Any] = []
+
+    def policy(self, config: dict[str, Any], label: str) -> dict[str, Any]:
+        path = self.cli.workdir / f"policy-{self.name}-{label}.json"
+        path.write_text(json.dumps(config))
+        return {
+            "policy_packs": [self.cli.policy_pack(REPO / "policies")],
+            "policy_pack_configs": [str(path)],
         }
-        self.policy_config = tmp / "policy-config.json"
-        self.policy_config.write_text(json.dumps({"email-tenant-url": {"allowLocalhost": True}}))
 
-    def __call__(self, *args: str, stdin: str | None = None, ok: bool | None = True) -> str:
-        """Run pulumi; ``ok``: expect success (True), failure (False) or either (None)."""
-        argv = [str(PULUMI), *args, "--cwd", str(ROOT), "--non-interactive"]
-        if args[:2] != ("stack", "init"):
-            argv += ["--stack", self.stack]
-        if args[0] in ("up", "preview", "refresh", "destroy", "config"):
-            argv += ["--config-file", str(self.config_file)]
-        done = subprocess.run(
-            argv, env=self.env, input=stdin, capture_output=True, text=True, timeout=600
-        )
-        output = done.stdout + done.stderr
-        if ok is not None:
-            assert (done.returncode == 0) == ok, output
-        return output
-
-    def configure(self, values: dict[str, Any], secrets: dict[str, str]) -> None:
-        for key, value in values.items():
-            self("config", "set", key, str(value))
-        for key, value in secrets.items():
-            # from stdin: a secret on argv would show in `ps`
-            self("config", "set", "--secret", key, stdin=value)
-
-    def outputs(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self("stack", "output", "--json"))
+    def __call__(self, operation: str, ok: bool = True, **kwargs: Any) -> Any:
+        self.events = []
+        try:
+            result = getattr(self.stack, operation)(
+                color="never", on_output=self.printed.append,
+                on_event=self.events.append, **kwargs,
+            )
+        except auto.CommandError as exc:
+            self.printed.append(str(exc))
+            assert not ok, f"{operation} failed:\n{exc}"
+            return None
+        assert ok, f"{operation} succeeded, expected a failure:\n{result.stdout}"
         return result
+
+    def ops(self) -> list[str]:
+        metas = [e.resource_pre_event.metadata for e in self.events if e.resource_pre_event]
+        return [str(getattr(m.op, "value", m.op)) for m in metas if m.type == RESOURCE_TYPE]
+
+    def diffs(self) -> list[str]:
+        """Inputs that the step changes. The dynamic provider's Diff names no keys, so
+        the engine's events carry none (`diffs` is empty): compare old and new inputs."""
+        changed: set[str] = set()
+        for e in self.events:
+            meta = e.resource_pre_event.metadata if e.resource_pre_event else None
+            if meta is None or meta.type != RESOURCE_TYPE or not (meta.old and meta.new):
+                continue
+            olds, news = meta.old.inputs or {}, meta.new.inputs or {}
+            changed |= {k for k in olds.keys() | news.keys()
+                        if not k.startswith("__") and olds.get(k) != news.get(k)}
+        return sorted(changed)
+
+    def violations(self) -> dict[str, str]:
+        return {
+            e.policy_event.policy_name: e.policy_event.enforcement_level
+            for e in self.events if e.policy_event is not None
+        }
+
+
+def config_writes(emu: Emulator, tenant: str) -> list[tuple[str, int]]:
+    return [
+        (r["method"], r["status"]) for r in emu.requests()
+        if r["tenant"] == tenant and r["path"] == CONFIG_PATH and r["method"] != "GET"
+    ]
+
+
+def non_gets(emu: Emulator) -> list[dict[str, Any]]:
+    return [r for r in emu.requests() if r["method"] not in ("GET", "HEAD")]
+
+
+def held(emu: Emulator, tenant: str) -> Any:
+    """The config the tenant holds (the emulator's model), None when it has none."""
+    model = emu.backend.tenant(tenant)
+    assert model is not None
+    return model.config
 
 
 @pytest.fixture
-def cli(tmp_path: Path, qlik_emulator: Emulator) -> Any:
-    cli = Cli(tmp_path, "cli-test")
-    cli("stack", "init", "cli-test", "--secrets-provider", "passphrase")
-    tenant, smtp = qlik_emulator.tenant("demo"), qlik_emulator.info["smtp"]
-    cli.configure(
-        {
-            "qlik:tenantUrl": tenant.url,
-            "qlik:caBundle": qlik_emulator.ca_file,
-            "email:serverAddress": "email-smtp.eu-west-2.amazonaws.com",
-            "email:serverPort": 2465,
-            "email:securityType": "SSL/TLS",
-            "email:username": smtp["username"],
-            "email:emailAddress": "reports@example.com",
-        },
-        {"qlik:apiKey": tenant.api_key, "email:password": smtp["password"]},
+def emu(qlik_emulator_factory: Callable[..., Emulator]) -> Iterator[Emulator]:
+    yield qlik_emulator_factory(tenants=("tenant-a", "tenant-b"))
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CliEnv:
+    return CliEnv.create(tmp_path)
+
+
+def test_cli_tenant_a_lifecycle_with_the_policy_pack(cli: CliEnv, emu: Emulator) -> None:
+    tenant = emu.tenant("tenant-a")
+    # The committed stack file's SMTP login, made a user of the emulator's SMTP server.
+    username, first, second = "AKIAEXAMPLEEXAMPLE", "smtp-pw-first-7f3a", "smtp-pw-second-9c1e"
+    emu.add_smtp_user(username, first)
+    project = cli.project(REPO)
+    run = Run(project, "tenant-a", cli)
+    # Pulumi.tenant-a.yaml as committed, pointed at the emulated tenant.
+    project.configure("tenant-a", {"qlik:tenantUrl": tenant.url, "qlik:caBundle": emu.ca_file},
+                      secrets={"qlik:apiKey": tenant.api_key, "email:password": first})
+    strict, adapted = run.policy(STRICT, "strict"), run.policy(for_emulator(STRICT), "adapted")
+
+    # strict.json as shipped: a local tenant URL and example.com senders are mandatory
+    # violations; preview and up both stop before the tenant hears of anything.
+    run("preview", ok=False, **strict)
+    assert run.violations() == {"email-tenant-url": "mandatory",
+                                "email-sender-domains": "mandatory"}
+    run("up", ok=False, **strict)
+    assert set(run.violations()) == {"email-tenant-url", "email-sender-domains"}
+    assert emu.requests() == [] and held(emu, "tenant-a") is None
+
+    run("preview", **adapted)
+    assert run.ops() == ["create"] and run.violations() == {} and emu.requests() == []
+    up = run("up", **adapted)
+    assert run.ops() == ["create"]
+    assert config_writes(emu, "tenant-a") == [("PUT", 204)]
+    config = held(emu, "tenant-a")
+    assert (config.fields["serverAddress"], config.fields["serverPort"]) == (
+        "email-smtp.eu-west-2.amazonaws.com", 2465)
+    assert config.fields["senderName"] == "Tenant A reports" and config.secret == first
+    outputs = {k: v.value for k, v in up.outputs.items()}
+    assert outputs["is_valid"] is True and outputs["tenant_id"] == tenant.tenant_id
+
+    emu.clear_requests()
+    run("up", **adapted)
+    assert run.ops() == ["same"] and non_gets(emu) == []
+
+    # One field: one minimal write (PATCH can express a sender address change).
+    project.configure("tenant-a", {"email:emailAddress": "alerts@tenant-a.example.com"})
+    emu.clear_requests()
+    run("up", **adapted)
+    assert (run.ops(), run.diffs()) == (["update"], ["email_address"])
+    assert config_writes(emu, "tenant-a") == [("PATCH", 204)]
+    assert held(emu, "tenant-a").fields["emailAddress"] == "alerts@tenant-a.example.com"
+
+    # Password rotation: the SMTP server gets the new password, then the stack.
+    emu.add_smtp_user(username, second)
+    project.configure("tenant-a", {}, secrets={"email:password": second})
+    emu.clear_requests()
+    up = run("up", **adapted)
+    assert run.ops() == ["update"] and len(config_writes(emu, "tenant-a")) == 1
+    assert held(emu, "tenant-a").secret == second and up.outputs["is_valid"].value is True
+
+    # Drift: a console edit; refresh records it without writing, up puts it back.
+    fields = dict(held(emu, "tenant-a").fields)
+    emu.set_config("tenant-a", {**fields, "senderName": "Edited in the console",
+                                "emailPassword": second})
+    emu.clear_requests()
+    run("refresh")
+    assert non_gets(emu) == []
+    assert "Edited in the console" in project.export("tenant-a")
+    emu.clear_requests()
+    run("up", **adapted)
+    assert (run.ops(), run.diffs()) == (["update"], ["sender_name"])
+    assert len(config_writes(emu, "tenant-a")) == 1
+    assert held(emu, "tenant-a").fields["senderName"] == "Tenant A reports"
+
+    # Deleted outside Pulumi: refresh drops it from the state, up creates it again.
+    requests.delete(f"{tenant.url}{CONFIG_PATH}", verify=emu.ca_file, timeout=10,
+                    headers={"Authorization": f"Bearer {tenant.api_key}"}).raise_for_status()
+    run("refresh")
+    assert RESOURCE_TYPE not in project.export("tenant-a")
+    emu.clear_requests()
+    run("up", **adapted)
+    assert run.ops() == ["create"] and config_writes(emu, "tenant-a") == [("PUT", 204)]
+    assert held(emu, "tenant-a").secret == second
+
+    # No secret in clear: not in the exported state, the backend's files, or any output.
+    exported = project.export("tenant-a")
+    backend = "".join(p.read_text(errors="replace") for p in cli.backend_dir.rglob("*")
+                      if p.is_file())
+    stack_file = (project.dir / "Pulumi.tenant-a.yaml").read_text()
+    for secret in (tenant.api_key, first, second):
+        for where, text in (("export", exported), ("backend", backend),
+                            ("stack config", stack_file), ("output", "\n".join(run.printed))):
+            assert secret not in text, f"a secret in clear in the {where}"
+    assert json.loads(exported)["deployment"]["secrets_providers"]["type"] == "passphrase"
+
+    emu.clear_requests()
+    run("destroy")
+    assert run.ops() == ["delete"] and config_writes(emu, "tenant-a") == [("DELETE", 204)]
+    assert held(emu, "tenant-a") is None
+
+
+def test_cli_tenant_b_oauth_starttls_advisory_and_patch_removed(
+    cli: CliEnv, emu: Emulator
+) -> None:
+    tenant = emu.tenant("tenant-b")
+    emu.add_smtp_user("qlik-reports", "smtp-pw-b-41d0")
+    project = cli.project(REPO)
+    run = Run(project, "tenant-b", cli)
+    project.configure(
+        "tenant-b",
+        {"qlik:tenantUrl": tenant.url, "qlik:caBundle": emu.ca_file,
+         "qlik:clientId": tenant.client_id},
+        secrets={"qlik:clientSecret": tenant.client_secret, "email:password": "smtp-pw-b-41d0"},
     )
-    yield cli
-    cli("stack", "rm", "--yes", "--force", ok=None)
+    adapted = for_emulator(STRICT)
+    # StartTLS on 587 from a host of its own: against strict.json's TLS, port and
+    # host rules. Mandatory blocks; the same rules as advisory let it through, warned.
+    run("preview", ok=False, **run.policy(adapted, "adapted"))
+    # (587 is a StartTLS port, so email-port-matches-security is satisfied.)
+    blocked = {"email-tls-required", "email-allowed-ports", "email-allowed-smtp-hosts"}
+    assert run.violations() == dict.fromkeys(blocked, "mandatory")
+    assert emu.requests() == []
 
+    advisory = copy.deepcopy(adapted)
+    for name in blocked:
+        advisory[name]["enforcementLevel"] = "advisory"
+    relaxed = run.policy(advisory, "advisory")
+    up = run("up", **relaxed)
+    assert run.violations() == dict.fromkeys(blocked, "advisory")
+    assert run.ops() == ["create"] and config_writes(emu, "tenant-b") == [("PUT", 204)]
+    assert ("POST", "/oauth/token") in {(r["method"], r["path"]) for r in emu.requests()}
+    assert held(emu, "tenant-b").fields["securityType"] == "StartTLS"
+    assert up.outputs["is_valid"].value is True
+    # testEmailRecipient: the tenant sent a test mail through the StartTLS server.
+    assert [m["to"] for m in emu.mailbox()] == [["admin@tenant-b.example.com"]]
 
-def writes(emu: Emulator) -> list[dict[str, Any]]:
-    return [r for r in emu.requests() if r["method"] in ("PUT", "PATCH", "POST", "DELETE")]
+    # Qlik retires PATCH: the update falls back to one PUT and the change lands.
+    emu.add_fault("tenant-b", "patch_removed", status=405)
+    project.configure("tenant-b", {"email:emailAddress": "reports@tenant-b.example.com"})
+    emu.clear_requests()
+    run("up", **relaxed)
+    assert (run.ops(), run.diffs()) == (["update"], ["email_address"])
+    assert config_writes(emu, "tenant-b") == [("PATCH", 405), ("PUT", 204)]
+    assert held(emu, "tenant-b").fields["emailAddress"] == "reports@tenant-b.example.com"
 
+    exported = project.export("tenant-b")
+    for secret in (tenant.client_secret, "smtp-pw-b-41d0"):
+        assert secret not in exported and secret not in "\n".join(run.printed)
 
-def test_cli_preview_up_refresh_destroy(cli: Cli, qlik_emulator: Emulator) -> None:
-    policy = ["--policy-pack", str(ROOT / "policies"),
-              "--policy-pack-config", str(cli.policy_config)]
-    preview = cli("preview", *policy)
-    assert "TenantEmailConfig" in preview and writes(qlik_emulator) == []
-
-    cli("up", "--yes", "--skip-preview", *policy)
-    outputs = cli.outputs()
-    assert outputs["is_valid"] is True and outputs["port"] == 2465
-    assert outputs["tenant_id"] == qlik_emulator.tenant("demo").tenant_id
-
-    qlik_emulator.clear_requests()
-    cli("up", "--yes", "--skip-preview", "--expect-no-changes")
-    assert writes(qlik_emulator) == []
-
-    qlik_emulator.set_config("demo", {
-        "serverAddress": "smtp.elsewhere.example.com", "serverPort": 2465,
-        "securityType": "SSL/TLS", "emailAddress": "reports@example.com",
-        "username": qlik_emulator.info["smtp"]["username"],
-    })
-    refreshed = cli("refresh", "--yes")
-    assert "server_address" in refreshed or "serverAddress" in refreshed
-    cli("up", "--yes", "--skip-preview")
-    assert cli.outputs()["server"] == "email-smtp.eu-west-2.amazonaws.com"
-
-    qlik_emulator.clear_requests()
-    cli("destroy", "--yes")
-    assert any(r["method"] == "DELETE" for r in writes(qlik_emulator))
-
-
-def test_cli_policy_violation_blocks_up(cli: Cli, qlik_emulator: Emulator) -> None:
-    cli.configure({"email:securityType": "none", "email:serverPort": 25}, {})
-    output = cli(
-        "up", "--yes", "--policy-pack", str(ROOT / "policies"),
-        "--policy-pack-config", str(cli.policy_config), ok=False,
-    )
-    assert "email-tls-required" in output
-    assert writes(qlik_emulator) == []
+    run("destroy")
+    assert held(emu, "tenant-b") is None
