@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The pinned Pulumi CLI that `make cli` builds (docs/cli.md); first on PATH where used.
+TOOLS_BIN := $(CURDIR)/.tools/bin
+WITH_CLI := PATH="$(TOOLS_BIN):$$PATH"
 
-.PHONY: demo test lint bench emulator clean
+.PHONY: demo test lint bench emulator clean cli
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,22 +16,29 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# The pinned Pulumi CLI and its Python dynamic provider plugin, into .tools/bin (once;
+# a pulumi of the pinned version on PATH is used instead).
+cli:
+	@tools/build-cli.sh
+
+# Quick on a fresh clone: the real CLI only if `make cli` already built it (or one is
+# installed); otherwise the offline runner. The demo says which engine it used.
 demo: $(STAMP)
-	$(BIN)/python -m qlik_email_resource.demo
+	$(WITH_CLI) $(BIN)/python -m qlik_email_resource.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/mypy --explicit-package-bases policies/rules.py policies/__main__.py
 
-test: lint
-	$(BIN)/python -m pytest -q
+test: lint cli
+	$(WITH_CLI) $(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+bench: $(STAMP) cli
+	$(WITH_CLI) $(BIN)/python benchmarks/run.py
 
 emulator: $(STAMP)
 	$(BIN)/qlik-emulator --tenant demo --tenant acme
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .demo .pytest_cache .mypy_cache .ruff_cache
