@@ -30,7 +30,11 @@ from pulumi.runtime.proto import (
     provider_pb2_grpc,
 )
 
+from qlik_email_resource.testing import lifetime
+
 START_TIMEOUT = 30.0
+# Set to 1 to keep each server's stderr file (qlik-grpc-*.log in the temp dir) after it stops.
+KEEP_LOGS_ENV = "QLIK_KEEP_SERVER_LOGS"
 
 
 def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -51,7 +55,12 @@ def from_struct(struct: struct_pb2.Struct, keep_unknowns: bool = False) -> dict[
 
 
 class _Subprocess:
-    """A server that announces its port on the first stdout line."""
+    """A server that announces its port on the first stdout line.
+
+    It dies with this process, even when this process is killed (see
+    lifetime.py). Its stderr goes to a file that disappears when the server
+    stops, unless ``keep_log`` (or ``QLIK_KEEP_SERVER_LOGS=1``) asks to keep it.
+    """
 
     def __init__(
         self,
@@ -59,17 +68,17 @@ class _Subprocess:
         *,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        keep_log: bool | None = None,
     ) -> None:
-        self._stderr: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            prefix="qlik-grpc-", suffix=".log", delete=False
-        )
-        self.stderr_path = self._stderr.name
-        self.proc = subprocess.Popen(
+        keep = keep_logs() if keep_log is None else keep_log
+        self._log, self.stderr_path = _open_log(keep)
+        self._final_log: str | None = None
+        self.proc = lifetime.start(
             list(argv),
             cwd=cwd,
             env=dict(env) if env is not None else None,
             stdout=subprocess.PIPE,
-            stderr=self._stderr,
+            stderr=self._log,
         )
         # A server whose owner forgets stop() (or dies of an exception) must not
         # outlive this process: `python -m pulumi.dynamic` serves until killed.
@@ -87,7 +96,9 @@ class _Subprocess:
 
     def stderr(self) -> str:
         """Everything the server wrote to stderr so far (for leak scans and errors)."""
-        return Path(self.stderr_path).read_text(errors="replace")
+        if self._final_log is not None:
+            return self._final_log
+        return _read_all(self._log.fileno())
 
     def stop(self) -> None:
         channel = getattr(self, "channel", None)
@@ -102,13 +113,41 @@ class _Subprocess:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self._stderr.close()
+        if not self._log.closed:
+            # Kept in memory for stderr(); the file itself goes now unless kept.
+            self._final_log = _read_all(self._log.fileno())
+            self._log.close()
 
     def __enter__(self) -> _Subprocess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def keep_logs() -> bool:
+    """Whether ``QLIK_KEEP_SERVER_LOGS`` asks to keep the servers' stderr files."""
+    return os.environ.get(KEEP_LOGS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _open_log(keep: bool) -> tuple[IO[bytes], str | None]:
+    if keep:
+        named = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open as long as the server runs
+            prefix="qlik-grpc-", suffix=".log", delete=False
+        )
+        return named, named.name
+    # No name at all (unlinked at once): nothing to clean up, even after a SIGKILL.
+    return tempfile.TemporaryFile(prefix="qlik-grpc-", suffix=".log"), None
+
+
+def _read_all(fd: int) -> str:
+    # pread, not read: the server writes through a descriptor that shares our file
+    # offset, and moving it would make the server overwrite what it wrote.
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
@@ -138,10 +177,14 @@ class ProviderServer(_Subprocess):
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         project: str = "project",
+        keep_log: bool | None = None,
     ) -> None:
         child_env = _child_env(env)
         child_env.setdefault("PULUMI_PROJECT", project)
-        super().__init__([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=cwd, env=child_env)
+        super().__init__(
+            [sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=cwd, env=child_env,
+            keep_log=keep_log,
+        )
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
 
     def configure(self, config: Mapping[str, str]) -> provider_pb2.ConfigureResponse:
@@ -164,10 +207,12 @@ class AnalyzerServer(_Subprocess):
         pack_dir: str | os.PathLike[str],
         *,
         env: Mapping[str, str] | None = None,
+        keep_log: bool | None = None,
     ) -> None:
         pack = Path(pack_dir).resolve()
         super().__init__(
-            [sys.executable, "-u", str(pack / "__main__.py")], cwd=pack, env=_child_env(env)
+            [sys.executable, "-u", str(pack / "__main__.py")], cwd=pack, env=_child_env(env),
+            keep_log=keep_log,
         )
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
         self._info: analyzer_pb2.AnalyzerInfo | None = None

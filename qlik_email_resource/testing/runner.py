@@ -318,7 +318,7 @@ class OfflineStack:
     @contextlib.contextmanager
     def _run(self, operation: str) -> Iterator[RunResult]:
         result = RunResult(operation=operation, project=self.project, stack=self.stack)
-        with _RUN_LOCK:
+        with _RUN_LOCK, self._state_lock(operation):
             if not self.quiet:
                 print(f"[{HEADER}] {operation} {self.project}/{self.stack}", flush=True)
             try:
@@ -437,6 +437,14 @@ class OfflineStack:
         if resource.dynamic and resource.custom:
             config, _ = assemble_config(self._project, self.config, self.stack)
             delete(self._provider(config).stub, resource)
+
+    def _state_lock(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        # Held from load to save, so a second process cannot interleave (see
+        # state.py). A preview writes nothing and saves are atomic, so it reads a
+        # whole file without waiting for (or blocking) a run.
+        if self.state_file is None or operation == "preview":
+            return contextlib.nullcontext()
+        return self.state_file.locked()
 
     def _load(self) -> StackState:
         if self.state_file is not None:

@@ -300,7 +300,8 @@ def run_fleet(emu: Emulator, tmp: Path) -> list[str]:
     env = {**os.environ, "CANARY_SMTP_PASSWORD": SMTP_ROTATED, "CANARY_FLEET_KEY": FLEET_KEY,
            "CANARY_WRONG_KEY": WRONG_KEY, "QLIK_LOG_LEVEL": "DEBUG",
            # the servers the fleet starts log to temp files: keep them in tmp for the scan
-           "TMPDIR": str(tmp)}
+           # (they are removed when a server stops unless QLIK_KEEP_SERVER_LOGS is set)
+           "TMPDIR": str(tmp), "QLIK_KEEP_SERVER_LOGS": "1"}
     texts = []
     # The CLI in a process of its own, as users run it.
     for _ in range(2):  # first roll-out, then a no-op run
