@@ -525,6 +525,12 @@ def read_inputs(old: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, 
 # --- diff --------------------------------------------------------------------------
 
 
+def _tenant_url_key(value: Any) -> Any:
+    from qlik_email_resource.settings import normalize_tenant_url
+
+    return normalize_tenant_url(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class Diff:
     changes: list[str]
@@ -556,6 +562,9 @@ def diff(
             old, new = _as_int(old), _as_int(new)
         if key == "verify_connection":
             old, new = bool(old), bool(new)
+        if key == "tenant_url":
+            # State saved before URLs were normalised may spell the same tenant otherwise.
+            old, new = _tenant_url_key(old), _tenant_url_key(new)
         if old != new:
             changes.append(key)
     if "email_password" not in changes and "email_password" in changed_fields(olds, news):
@@ -568,3 +577,48 @@ def diff(
     elif old_tenant is None and "tenant_url" in changes:
         replaces.append("tenant_url")
     return Diff(changes=changes, replaces=replaces)
+
+
+# --- delete guard -----------------------------------------------------------------------
+
+
+def not_written_by(state: Mapping[str, Any], answer: Mapping[str, Any]) -> str | None:
+    """Why the tenant's live configuration (a GET ``answer``) is not the one that the
+    resource with this ``state`` last wrote or read, or None when it is.
+
+    The configuration is a singleton per tenant, so another resource may have written
+    it since: the new resource of a replace that reaches the same tenant by another
+    URL (127.0.0.1 and localhost), a second stack, the console. Delete must leave
+    such a configuration alone.
+    """
+    ours, live = state.get("tenant_id"), answer.get("tenantId")
+    if ours and live and ours != live:
+        return (f"the tenant URL now reaches tenant {live}, not tenant {ours} where this "
+                "resource wrote its configuration")
+    written = state.get("modification_time")
+    changed = answer.get("modificationTime") or answer.get("lastUpdated")
+    if written and changed:
+        if written == changed:
+            return None
+        return (f"the configuration was changed at {changed}, after this resource last "
+                f"wrote or read it ({written}): another resource (such as the new one of a "
+                "replace) or someone in the console wrote it since")
+    # [I] Qlik documents modificationTime as read-only output without saying it is always
+    # there: without it, compare the fields this resource wrote (secrets cannot be read).
+    now = flatten(answer)
+    differing = [
+        key for key in API_FIELDS
+        if key not in WRITE_ONLY and _comparable(key, state.get(key)) != _comparable(key, now[key])
+    ]
+    if differing:
+        return (f"its {', '.join(differing)} differ from what this resource wrote: another "
+                "resource or someone in the console wrote it since")
+    return None
+
+
+def _comparable(key: str, value: Any) -> Any:
+    if key == "service_provider":
+        return value or BASIC_AUTH
+    if key == "server_port":
+        return whole_number(value)
+    return None if value == "" else value

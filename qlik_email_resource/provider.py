@@ -6,7 +6,7 @@ diff      compare state with inputs (no HTTP)
 create    GET (adopt what is there), PUT the full config, GET
 update    PATCH the changed fields (or PUT), GET
 read      GET
-delete    DELETE (404 = already gone)
+delete    GET; DELETE only the config this resource last wrote (404 = gone)
 ========  =============================================================
 
 The instance is pickled into Pulumi state by reference and holds nothing
@@ -183,7 +183,11 @@ class TenantEmailConfigProvider(ResourceProvider):
             changes=bool(result.changes),
             replaces=result.replaces,
             stables=["tenant_id"],
-            delete_before_replace=False,
+            # A replace means another tenant URL. The engine's default order (create
+            # the new, then delete the old) would, when both URLs reach the same tenant
+            # (127.0.0.1 and localhost), delete the singleton the new one just wrote.
+            # Deleting first is right for a real move too: the old tenant is let go.
+            delete_before_replace=bool(result.replaces),
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -248,14 +252,38 @@ class TenantEmailConfigProvider(ResourceProvider):
         inputs = mapping.read_inputs(old, answer)
         return ReadResult(_tenant_id(answer, client) or id_, _wire(outs), _wire(inputs))
 
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         state = _plain(props)
+        state.setdefault("tenant_id", id_)
         with self._redacting(state):
-            client = self._client(state)
-            if not client.delete_config():
-                log.info(
-                    "%s had no email configuration left to delete", client.settings.tenant_url
-                )
+            self._delete(state)
+
+    def _delete(self, state: dict[str, Any]) -> None:
+        client = self._client(state)
+        tenant = client.settings.tenant_url
+        answer = client.get_config()
+        if not mapping.is_configured(answer):
+            log.info("%s had no email configuration left to delete", tenant)
+            return
+        foreign = mapping.not_written_by(state, answer)
+        if foreign:
+            # Leave it and succeed, rather than fail. The engine deletes a replaced
+            # resource after creating its successor, so a failure here would keep the
+            # old resource pending deletion and fail every later `up` while the config
+            # belongs to the new resource. Leaving a configuration loses nothing;
+            # deleting one that this resource did not write would.
+            log.warning(
+                "%s: the email configuration was left in place, not deleted, because %s. "
+                "Nothing to do if another resource manages it now; to remove it, delete it "
+                "in the Qlik console, or declare the resource again (pulumi up adopts it) "
+                "and destroy it.",
+                tenant, foreign,
+            )
+            return
+        # [I] Qlik offers no conditional DELETE (no ETag/If-Match): a write between this
+        # GET and the DELETE cannot be told apart.
+        if not client.delete_config():
+            log.info("%s had no email configuration left to delete", tenant)
 
     # --- helpers ----------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ BASE = {
     "email_password": "pw-1",
 }
 
-hosts = st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5}){1,2}", fullmatch=True)
+# A label neither starts nor ends with a hyphen (check refuses "a-.example").
+hosts = st.from_regex(r"[a-z]([a-z0-9-]{0,9}[a-z0-9])?(\.[a-z]{2,5}){1,2}", fullmatch=True)
 emails = st.builds(lambda u, h: f"{u}@{h}", st.from_regex(r"[a-z][a-z0-9.]{0,8}", fullmatch=True),
                    hosts).filter(lambda e: ".@" not in e)
 secrets_ = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
@@ -333,3 +334,58 @@ def test_lost_password_is_a_change() -> None:
     olds = {**BASE, "email_password": None, "password_exists": False}
     assert "email_password" in mapping.diff(olds, BASE).changes
     assert mapping.changed_fields(olds, BASE) == ["email_password"]
+
+
+# --- tenant URLs and the delete guard --------------------------------------------------------
+
+
+def test_tenant_url_spellings_normalise_to_one() -> None:
+    from qlik_email_resource.settings import normalize_tenant_url, tenant_url_problem
+
+    same = {
+        "https://t.eu.qlikcloud.com": [
+            "https://t.eu.qlikcloud.com/", "HTTPS://T.EU.QlikCloud.COM",
+            "https://t.eu.qlikcloud.com:443/", " https://t.eu.qlikcloud.com ",
+        ],
+        "http://localhost/t/Demo": ["http://LOCALHOST:80/t/Demo/", "HTTP://localhost/t/Demo"],
+        "https://[::1]:8443/t/x": ["https://[::1]:8443/t/x/"],
+        "https://127.0.0.1:8443/t/x": ["https://127.0.0.1:8443/t/x//"],
+    }
+    for canonical, spellings in same.items():
+        assert normalize_tenant_url(canonical) == canonical
+        for spelling in spellings:
+            assert normalize_tenant_url(spelling) == canonical, spelling
+    # the path prefix keeps its case; another port or host is another tenant
+    assert normalize_tenant_url("https://h/t/Demo") != normalize_tenant_url("https://h/t/demo")
+    assert normalize_tenant_url("https://h:8443") != normalize_tenant_url("https://h")
+    # credentials in the URL are refused, and never shown
+    why = tenant_url_problem("https://admin:hunter2-secret@t.eu.qlikcloud.com")
+    assert why and "user name or password" in why and "hunter2" not in why
+    why = tenant_url_problem("https://t.eu.qlikcloud.com/?apikey=k3y-in-query")
+    assert why and "query" in why and "k3y" not in why
+
+
+def test_diff_sees_no_change_in_another_spelling_of_the_tenant_url() -> None:
+    olds = {**BASE, "tenant_url": "HTTPS://T.eu.qlikcloud.com:443/", "password_exists": True}
+    news = {**BASE, "tenant_url": "https://t.eu.qlikcloud.com"}
+    assert mapping.diff(olds, news, old_tenant="https://t.eu.qlikcloud.com",
+                        new_tenant="https://t.eu.qlikcloud.com").changes == []
+
+
+def test_not_written_by_compares_tenant_and_modification_time() -> None:
+    state = {**BASE, "tenant_id": "T1", "modification_time": "2025-01-01T00:00:00.000Z"}
+    answer = {**ANSWER_FLAT, "tenantId": "T1", "modificationTime": "2025-01-01T00:00:00.000Z"}
+    assert mapping.not_written_by(state, answer) is None
+    later = {**answer, "modificationTime": "2025-01-01T00:00:00.001Z"}
+    assert "changed at 2025-01-01T00:00:00.001Z" in (mapping.not_written_by(state, later) or "")
+    other = {**answer, "tenantId": "T2"}
+    assert "tenant T2" in (mapping.not_written_by(state, other) or "")
+
+
+def test_not_written_by_without_timestamps_compares_the_written_fields() -> None:
+    answer = {k: v for k, v in ANSWER_FLAT.items() if k not in ("modificationTime", "lastUpdated")}
+    state = mapping.outputs({}, answer)
+    state["modification_time"] = None
+    assert mapping.not_written_by(state, answer) is None
+    moved = {**answer, "serverAddress": "elsewhere.example.com"}
+    assert "server_address" in (mapping.not_written_by(state, moved) or "")
