@@ -79,6 +79,7 @@ class EmulatorProcess:
         self.admin = self.info["admin_url"]
         self.ca_file: str = self.info["ca_file"]
         self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.info['admin_token']}"
 
     def tenant(self, name: str) -> dict[str, str]:
         return dict(self.info["tenants"][name])
@@ -90,7 +91,7 @@ class EmulatorProcess:
         self.http.delete(f"{self.admin}/requests", timeout=60)
 
     def reset(self) -> None:
-        self.http.post(f"{self.admin}/reset", timeout=60)
+        self.http.post(f"{self.admin}/reset", json={}, timeout=60)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sys.stdout.write(json.dumps(emu.info) + "\n")
         sys.stdout.flush()
+        # Not mailbox_url: it carries the admin token, which belongs on stdout only.
         logging.getLogger("qlik_email_resource.emulator").info(
-            "ready; inbox at %s; stop with Ctrl-C", emu.mailbox_url)
+            "ready; inbox at %s/mailbox (admin_token from the JSON line); stop with Ctrl-C",
+            emu.admin_url)
         while not stop.wait(0.5):
             pass
     finally:

@@ -1,65 +1,44 @@
-"""Werkzeug WSGI apps: the tenant API in Qlik's wire format, and the admin interface.
+"""The tenant API as a Werkzeug WSGI app, in Qlik's wire format.
 
 Routing and wire format only: rules live in ``model.py``, rate limits and faults in
-``limits.py`` (applied here, in front of the handlers, in one place).
+``limits.py`` (applied here, in front of the handlers, in one place), the admin interface
+in ``admin.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
-import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .limits import FaultError, Faults, RateLimiter
-from .model import Backend, Principal, QlikError, Tenant
+from .admin import AdminApp, inbox_html
+from .limits import Faults, RateLimiter
+from .model import Backend, QlikError, Tenant
+from .oauth import token_params
+from .wire import (
+    MAX_BODY,
+    CappedRequest,
+    json_body,
+    json_response,
+    no_content,
+    qlik_error,
+    rate_limited,
+)
+
+# Re-exported: callers import these from here (demo.py: inbox_html).
+__all__ = ["MAX_BODY", "AdminApp", "ApiApp", "RequestLog", "inbox_html", "qlik_error"]
 
 log = logging.getLogger("qlik_email_resource.emulator")
 
-MAX_BODY = 64 * 1024
 EMAIL_CONFIG = "/api/v1/transports/email-config"
-
-_STATUS_TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 410: "Gone", 413: "Request body too large",
-    429: "API rate limit reached.", 500: "Internal server error", 502: "Bad gateway",
-    503: "Service unavailable", 504: "Gateway timeout",
-}
-
-
-class _Request(Request):
-    max_content_length = MAX_BODY
-
-
-def qlik_error(status: int, code: str | None = None, title: str | None = None,
-               headers: Mapping[str, str] | None = None, detail: str | None = None) -> Response:
-    """Qlik's error body: ``{"errors":[{"code","title"}]}`` (reference §5)."""
-    err: dict[str, str] = {"code": code or f"HTTP-{status}",
-                           "title": title or _STATUS_TITLES.get(status, "Error")}
-    if detail:
-        err["detail"] = detail
-    return json_response({"errors": [err]}, status, headers)
-
-
-def rate_limited(retry_after: int) -> Response:
-    return qlik_error(429, "HTTP-429", "API rate limit reached.",
-                      {"Retry-After": str(retry_after)},
-                      detail=f"You need to wait {retry_after} seconds until limit is lifted.")
-
-
-def json_response(data: Any, status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> Response:
-    return Response(json.dumps(data), status=status, headers=dict(headers or {}),
-                    mimetype="application/json")
 
 
 # [I] Qlik documents PATCH as deprecated (2026-01-13, with PUT) and sunset in 2026-11, but
@@ -70,12 +49,6 @@ PATCH_DEPRECATION = {
     "Sunset": "Mon, 30 Nov 2026 23:59:59 GMT",
     "Link": '<https://qlik.dev/apis/rest/transports/>; rel="deprecation"',
 }
-
-
-def no_content() -> Response:
-    response = Response(status=204)
-    del response.headers["Content-Type"]  # no body, so no type
-    return response
 
 
 class RequestLog:
@@ -139,7 +112,7 @@ class ApiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        request = _Request(environ)
+        request = CappedRequest(environ)
         tenant_name, rel_path = _split_tenant(request.path)
         started = time.monotonic()
         try:
@@ -156,6 +129,7 @@ class ApiApp:
             response = qlik_error(500)
         self._log(tenant_name, request.method, rel_path or request.path,
                   response.status_code, started)
+        # For HEAD, Werkzeug sends the headers of this answer and no body.
         return response(environ, start_response)
 
     def _log(self, tenant: str | None, method: str, path: str, status: int,
@@ -184,14 +158,14 @@ class ApiApp:
         if action.drop:
             raise _Dropped()
         if action.status is not None:
-            headers = {}
-            if action.status == 429 or action.retry_after is not None:
-                headers["Retry-After"] = str(action.retry_after or 1)
+            retry_after = 1 if action.retry_after is None else action.retry_after
             if action.status == 429:
-                return rate_limited(action.retry_after or 1)
+                return rate_limited(retry_after)
+            headers = {} if action.retry_after is None else {"Retry-After": str(retry_after)}
             return qlik_error(action.status, headers=headers)
 
         try:
+            # Werkzeug lets HEAD match every GET rule, and nothing else that is undocumented.
             endpoint, _ = _API_RULES.bind("emulator").match(rel_path, method=request.method)
         except MethodNotAllowed as exc:
             allow = ", ".join(exc.valid_methods or [])
@@ -199,49 +173,90 @@ class ApiApp:
                               {"Allow": allow})
         except (NotFound, HTTPException):
             return qlik_error(404, "HTTP-404", f"Not found: {rel_path}")
+        # HEAD is GET without a body (RFC 9110 §9.3.2): same auth, same answer, never a
+        # write, whatever body it carries.
+        verb = "GET" if request.method == "HEAD" else request.method
 
         try:
             if endpoint == "token":
-                retry = self.limiter.check(tenant.name, "oauth-token", "POST")
-                if retry:
-                    return rate_limited(retry)
-                return json_response(self.backend.issue_token(tenant, _json_body(request)))
+                return self._token(request, tenant)
             principal = self.backend.authenticate(tenant, _bearer(request))
             if principal is None:
+                # Unauthenticated calls draw from a bucket of their own per client address:
+                # a flood of them is limited without touching the buckets of real users.
+                retry = self.limiter.check(tenant.name, f"unauthenticated {_address(request)}",
+                                           verb)
+                if retry:
+                    return rate_limited(retry)
                 return qlik_error(401, "HTTP-401", "Unauthorized")
-            retry = self.limiter.check(tenant.name, principal.user, request.method)
+            retry = self.limiter.check(tenant.name, principal.user, verb)
             if retry:
                 return rate_limited(retry)
-            if (endpoint, request.method) in _ADMIN_ONLY and not principal.admin:
+            if (endpoint, verb) in _ADMIN_ONLY and not principal.admin:
                 return qlik_error(403, "ROLECHECK-1", "Must be a tenant admin")
-            return self._dispatch(endpoint, request, tenant, principal)
+            return self._dispatch(endpoint, verb, request, tenant)
         except QlikError as exc:
             return qlik_error(exc.status, exc.code, exc.title, exc.headers)
         except HTTPException as exc:  # e.g. 413 from the body cap
             return qlik_error(exc.code or 400)
 
-    def _dispatch(self, endpoint: str, request: Request, tenant: Tenant,
-                  principal: Principal) -> Response:
+    def _token(self, request: Request, tenant: Tenant) -> Response:
+        """``POST /oauth/token``. A failed request is charged to buckets of its own, per
+        client address and per attempted client id; a good one to its client's bucket.
+
+        So a flood of bad logins never refuses the real client: its credentials are
+        checked before any failure bucket is consulted. The price: a caller over its
+        failure budget still learns when a guess is right; with 256-bit generated secrets
+        guessing is not the threat these buckets answer, floods and retry storms are."""
+        params: dict[str, Any] = {}
+        basic = False
+        try:
+            params, basic = token_params(request)
+            client_id = self.backend.authenticate_client(tenant, params)
+        except QlikError as exc:
+            attempted = params.get("client_id")
+            keys = [f"oauth-failed-from {_address(request)}"]
+            if isinstance(attempted, str):
+                keys.append(f"oauth-failed-as {attempted[:64]}")
+            for key in keys:  # the first empty bucket answers; later ones are not charged
+                retry = self.limiter.check(tenant.name, key, "POST")
+                if retry:
+                    return rate_limited(retry)
+            headers = dict(exc.headers)
+            if exc.status == 401 and basic:
+                headers["WWW-Authenticate"] = 'Basic realm="oauth", charset="UTF-8"'
+            return qlik_error(exc.status, exc.code, exc.title, headers)
+        retry = self.limiter.check(tenant.name, f"oauth-client {client_id}", "POST")
+        if retry:
+            return rate_limited(retry)
+        return json_response(self.backend.mint_token(tenant, params.get("scope")))
+
+    def _dispatch(self, endpoint: str, verb: str, request: Request,
+                  tenant: Tenant) -> Response:
+        """One branch per documented (endpoint, method); nothing falls through to a write."""
         b = self.backend
-        if endpoint == "config":
-            if request.method == "GET":
-                return json_response(b.get_config(tenant))
-            if request.method == "DELETE":
-                b.delete_config(tenant)
-                return no_content()
-            body = _json_body(request)
-            if request.method == "PUT":
-                b.put_config(tenant, body)
-                return no_content()
-            b.patch_config(tenant, body)
+        call = (endpoint, verb)
+        if call == ("config", "GET"):
+            return json_response(b.get_config(tenant))
+        if call == ("config", "DELETE"):
+            b.delete_config(tenant)
+            return no_content()
+        if call == ("config", "PUT"):
+            b.put_config(tenant, json_body(request))
+            return no_content()
+        if call == ("config", "PATCH"):
+            b.patch_config(tenant, json_body(request))
             response = no_content()
             response.headers.update(PATCH_DEPRECATION)
             return response
-        if endpoint == "validate":
+        if call == ("validate", "POST"):
             return json_response(b.validate(tenant))
-        if endpoint == "verify":
+        if call == ("verify", "POST"):
             return json_response(b.verify_connection(tenant))
-        return json_response(b.send_test_email(tenant, _json_body(request)))
+        if call == ("send", "POST"):
+            return json_response(b.send_test_email(tenant, json_body(request)))
+        # The routing table and this list disagree: refuse rather than guess.
+        return qlik_error(405, "HTTP-405", f"Method {request.method} not allowed here")
 
 
 class _Dropped(Exception):
@@ -255,177 +270,13 @@ def _split_tenant(path: str) -> tuple[str | None, str]:
     return (name or None), "/" + rest
 
 
+def _address(request: Request) -> str:
+    return request.remote_addr or "-"
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def _json_body(request: Request) -> Any:
-    raw = request.get_data(cache=True)  # raises RequestEntityTooLarge over MAX_BODY
-    if len(raw) >= MAX_BODY:
-        # A chunked body is cut at the cap instead of raising: treat reaching it as too big.
-        raise QlikError(413, "HTTP-413", "Request body too large")
-    if not raw.strip():
-        raise QlikError(400, "INPUTCHECK-1", "Request body is required (JSON)")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: "[[[[...", nested deeper than the parser goes.
-        raise QlikError(400, "INPUTCHECK-1", "Request body is not valid JSON") from None
-
-
-# ---- admin ----------------------------------------------------------------------------
-
-
-class AdminControl(Protocol):
-    """The parts of :class:`~.server.Emulator` the admin app drives."""
-
-    def requests(self) -> list[dict[str, Any]]: ...
-    def clear_requests(self) -> None: ...
-    def add_fault(self, tenant: str, kind: str, **params: Any) -> dict[str, Any]: ...
-    def clear_faults(self) -> None: ...
-    def list_faults(self) -> list[dict[str, Any]]: ...
-    def mailbox(self) -> list[dict[str, Any]]: ...
-    def clear_mailbox(self) -> None: ...
-    def add_smtp_user(self, username: str, password: str) -> None: ...
-    def tenant_infos(self) -> dict[str, dict[str, str]]: ...
-    def add_tenant_info(self, name: str) -> dict[str, str]: ...
-    def expire_tokens(self, name: str) -> None: ...
-    def set_config(self, tenant: str, data: Mapping[str, Any]) -> None: ...
-    def reset(self) -> None: ...
-
-
-_ADMIN_RULES = Map([
-    Rule("/health", endpoint="health", methods=["GET"]),
-    Rule("/requests", endpoint="requests", methods=["GET", "DELETE"]),
-    Rule("/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
-    Rule("/mailbox", endpoint="mailbox", methods=["GET", "DELETE"]),
-    Rule("/smtp-users", endpoint="smtp_users", methods=["POST"]),
-    Rule("/tenants", endpoint="tenants", methods=["GET", "POST"]),
-    Rule("/tenants/<name>/expire-tokens", endpoint="expire", methods=["POST"]),
-    Rule("/tenants/<name>/config", endpoint="set_config", methods=["PUT"]),
-    Rule("/reset", endpoint="reset", methods=["POST"]),
-], strict_slashes=False)
-
-
-class AdminApp:
-    def __init__(self, control: AdminControl):
-        self.control = control
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
-        request = _Request(environ)
-        try:
-            response = self._handle(request)
-        except QlikError as exc:
-            response = qlik_error(exc.status, exc.code, exc.title)
-        except (FaultError, ValueError, KeyError, TypeError) as exc:
-            response = qlik_error(400, "ADMIN-400", str(exc))
-        except HTTPException as exc:
-            response = qlik_error(exc.code or 400)
-        except Exception:
-            log.exception("admin: unhandled error on %s %s", request.method, request.path)
-            response = qlik_error(500)
-        log.info("admin %s %s %s", request.method, request.path, response.status_code)
-        return response(environ, start_response)
-
-    def _handle(self, request: Request) -> Response:
-        if "Authorization" in request.headers:
-            # Tenant tokens have no power here; refuse them so nobody mixes the two up.
-            return qlik_error(403, "ADMIN-403", "The admin interface takes no Authorization "
-                              "header: tenant tokens are not accepted here")
-        try:
-            endpoint, args = _ADMIN_RULES.bind("admin").match(request.path,
-                                                              method=request.method)
-        except MethodNotAllowed:
-            return qlik_error(405)
-        except HTTPException:
-            return qlik_error(404, "HTTP-404", f"Not found: {request.path}")
-        c, m = self.control, request.method
-        if endpoint == "health":
-            return json_response({"status": "ok"})
-        if endpoint == "requests":
-            if m == "DELETE":
-                c.clear_requests()
-                return no_content()
-            return json_response(c.requests())
-        if endpoint == "faults":
-            if m == "DELETE":
-                c.clear_faults()
-                return no_content()
-            if m == "GET":
-                return json_response(c.list_faults())
-            body = _admin_body(request)
-            tenant, kind = body.pop("tenant", None), body.pop("kind", None)
-            if not isinstance(tenant, str) or not isinstance(kind, str):
-                raise ValueError("a fault needs \"tenant\" and \"kind\"")
-            return json_response(c.add_fault(tenant, kind, **body), 201)
-        if endpoint == "mailbox":
-            if m == "DELETE":
-                c.clear_mailbox()
-                return no_content()
-            messages = c.mailbox()
-            best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-            if best == "text/html":
-                return Response(inbox_html(messages), mimetype="text/html")
-            return json_response(messages)
-        if endpoint == "smtp_users":
-            body = _admin_body(request)
-            user, password = body.get("username"), body.get("password")
-            if not (isinstance(user, str) and user and isinstance(password, str) and password):
-                raise ValueError("send {\"username\", \"password\"} (non-empty strings)")
-            c.add_smtp_user(user, password)
-            return no_content()
-        if endpoint == "tenants":
-            if m == "GET":
-                return json_response(c.tenant_infos())
-            name = _admin_body(request).get("name")
-            if not isinstance(name, str):
-                raise ValueError("send {\"name\": \"tenant-name\"}")
-            return json_response(c.add_tenant_info(name), 201)
-        if endpoint == "expire":
-            c.expire_tokens(args["name"])
-            return no_content()
-        if endpoint == "set_config":
-            c.set_config(args["name"], _admin_body(request))
-            return no_content()
-        c.reset()
-        return no_content()
-
-
-def _admin_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.get_data() or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    return body
-
-
-def inbox_html(messages: list[dict[str, Any]]) -> str:
-    """A plain, readable inbox page; every value is escaped (mail content is untrusted)."""
-    rows = []
-    for i, msg in enumerate(reversed(messages), 1):
-        to = ", ".join(msg.get("to") or [])
-        rows.append(
-            "<article><h2>{n}. {subject}</h2><p><b>From:</b> {sender}<br><b>To:</b> {to}</p>"
-            "<pre>{body}</pre></article>".format(
-                n=len(messages) - i + 1,
-                subject=html.escape(str(msg.get("subject") or "(no subject)")),
-                sender=html.escape(str(msg.get("from") or "")), to=html.escape(to),
-                body=html.escape(str(msg.get("body") or "")),
-            )
-        )
-    content = "\n".join(rows) or "<p>No messages yet.</p>"
-    return (
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Emulator inbox</title>"
-        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}"
-        "article{border-bottom:1px solid #ccc;padding:.5em 0}pre{white-space:pre-wrap}"
-        "</style></head><body>"
-        f"<h1>Emulator inbox ({len(messages)} message{'s' if len(messages) != 1 else ''})</h1>"
-        f"{content}</body></html>"
-    )

@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = ("status", "latency", "drop", "patch_removed")
+# The methods the API documents (HEAD is GET without a body): what ``methods`` may name.
+FAULT_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "POST")
+# The parameters each kind takes, besides tenant and kind.
+FAULT_PARAMS = {
+    "status": ("status", "count", "retry_after", "methods"),
+    "latency": ("seconds", "count", "methods"),
+    "drop": ("count", "methods"),
+    "patch_removed": ("status",),
+}
+MAX_RETRY_AFTER = 3600
+MAX_LATENCY = 600.0
 
 DEFAULT_LIMITS = {"tier1": 1000.0, "tier2": 100.0, "window": 300.0}
 
@@ -91,7 +102,72 @@ class Fault:
         if self.kind == "patch_removed":
             return method == "PATCH" and path == "/api/v1/transports/email-config"
         methods = self.params.get("methods")
-        return not methods or method in methods
+        # HEAD is GET without a body, so a GET fault answers it too.
+        return not methods or method in methods or (method == "HEAD" and "GET" in methods)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise FaultError(f"{name} must be an integer from {low} to {high}, got {_shown(value)}")
+    return value
+
+
+def check_fault(kind: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """The fault's parameters, checked and normalised, and its count (None: for ever).
+
+    Checked here, when the fault is added: a bad value found later, while answering,
+    would break every request of the tenant instead of the one call that added it."""
+    if not isinstance(kind, str) or kind not in FAULT_KINDS:
+        raise FaultError(f"kind must be one of {', '.join(FAULT_KINDS)}, got {_shown(kind)}")
+    unknown = sorted(set(params) - set(FAULT_PARAMS[kind]))
+    if unknown:
+        raise FaultError(f"a {kind} fault takes no {', '.join(unknown)}: its parameters are "
+                         f"{', '.join(FAULT_PARAMS[kind])}")
+    clean: dict[str, Any] = {}
+    count = params.get("count")
+    if count is not None:
+        count = _integer("count", count, 1, 1_000_000)
+    if kind == "status":
+        clean["status"] = _integer("status", params.get("status"), 400, 599)
+        if params.get("retry_after") is not None:
+            clean["retry_after"] = _integer("retry_after", params["retry_after"], 0,
+                                            MAX_RETRY_AFTER)
+        count = count or 1
+    elif kind == "latency":
+        seconds = params.get("seconds")
+        if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                or not 0 <= seconds <= MAX_LATENCY):
+            raise FaultError(f"seconds must be a number from 0 to {MAX_LATENCY:g}, "
+                             f"got {_shown(seconds)}")
+        clean["seconds"] = seconds
+    elif kind == "drop":
+        count = count or 1
+    else:  # patch_removed: PATCH is gone for good, as after Qlik's sunset
+        status = params.get("status", 405)
+        if isinstance(status, bool) or status not in (404, 405, 410):
+            raise FaultError(f"status of a patch_removed fault must be 405, 410 or 404, "
+                             f"got {_shown(status)}")
+        clean["status"] = status
+    if "methods" in params:
+        clean["methods"] = _methods(params["methods"])
+    return clean, count
+
+
+def _methods(value: Any) -> list[str]:
+    if not (isinstance(value, list) and value and all(isinstance(m, str) for m in value)):
+        raise FaultError("methods must be a non-empty list of method names (leave it out to "
+                         f"match every method), got {_shown(value)}")
+    methods = [m.upper() for m in value]
+    unknown = [m for m in methods if m not in FAULT_METHODS]
+    if unknown:
+        raise FaultError(f"methods may name {', '.join(FAULT_METHODS)}; "
+                         f"not {', '.join(unknown)}")
+    return methods
 
 
 @dataclass
@@ -110,41 +186,11 @@ class Faults:
         self._lock = threading.Lock()
 
     def add(self, tenant: str, kind: str, **params: Any) -> dict[str, Any]:
-        if kind not in FAULT_KINDS:
-            raise FaultError(f"unknown fault kind {kind!r}: use one of {', '.join(FAULT_KINDS)}")
-        count = params.pop("count", None)
-        if count is not None and (not isinstance(count, int) or count < 1):
-            raise FaultError("count must be a positive integer")
-        if kind == "status":
-            status = params.get("status")
-            if not isinstance(status, int) or not 400 <= status <= 599:
-                raise FaultError("status fault needs an integer status between 400 and 599")
-            count = 1 if count is None else count
-        elif kind == "latency":
-            seconds = params.get("seconds")
-            if not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
-                raise FaultError("latency fault needs seconds between 0 and 600")
-        elif kind == "drop":
-            count = 1 if count is None else count
-        elif kind == "patch_removed":
-            status = params.setdefault("status", 405)
-            if status not in (404, 405, 410):
-                raise FaultError("patch_removed status must be 405, 410 or 404")
-            count = None
-        methods = params.get("methods")
-        if methods is not None and not (
-            isinstance(methods, list) and all(isinstance(m, str) for m in methods)
-        ):
-            raise FaultError("methods must be a list of HTTP method names")
-        if methods:
-            params["methods"] = [m.upper() for m in methods]
-        unknown = set(params) - {"status", "seconds", "retry_after", "methods"}
-        if unknown:
-            raise FaultError(f"unknown fault parameters {sorted(unknown)}")
-        fault = Fault(tenant, kind, params, count)
+        clean, count = check_fault(kind, params)
+        fault = Fault(tenant, kind, clean, count)
         with self._lock:
             self._faults.append(fault)
-        return {"tenant": tenant, "kind": kind, "count": count, **params}
+        return {"tenant": tenant, "kind": kind, "count": count, **clean}
 
     def clear(self) -> None:
         with self._lock:
@@ -171,9 +217,8 @@ class Faults:
                     if fault.kind == "drop":
                         action.drop = True
                     else:
-                        action.status = int(fault.params["status"])
-                        retry = fault.params.get("retry_after")
-                        action.retry_after = int(retry) if retry is not None else None
+                        action.status = fault.params["status"]
+                        action.retry_after = fault.params.get("retry_after")
                 else:
                     continue
                 if fault.remaining is not None:

@@ -20,10 +20,14 @@ import string
 import tempfile
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from .redact import redact
 
 SECURITY_TYPES = ("none", "StartTLS", "SSL/TLS")
 SERVICE_PROVIDERS = ("BasicAuth", "Microsoft365")
@@ -213,19 +217,60 @@ def _check_security(where: str, value: Any) -> str:
     return str(value)
 
 
-def _clean_field(where: str, name: str, value: Any) -> Any:
-    if name == "serverPort":
-        return parse_port(where, value)
-    if name == "securityType":
-        return _check_security(where, value)
-    return _check_string(where, value)
-
-
-def _scrub(text: str, *secret_values: str | None) -> str:
-    for value in secret_values:
-        if value:
-            text = text.replace(value, "***")
+def _check_server_address(where: str, value: Any) -> str:
+    """The spec: "domain name or IP address of SMTP server"; an empty one names nothing."""
+    text = _check_string(where, value)
+    if not text.strip():
+        raise input_error(f"{where} must not be empty: give the SMTP server's host name or "
+                          "IP address")
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in text):
+        raise input_error(f"{where} contains a space or control character: give a bare host "
+                          "name or IP address")
     return text
+
+
+def _check_email_address(where: str, value: Any) -> str:
+    """The spec: "The email address that should appear in From field". Parsed with the
+    email package that later builds that header, so what is stored can be sent."""
+    text = _check_string(where, value)
+    try:
+        parsed = Address(addr_spec=text)
+    except Exception:  # the email package raises several unrelated types here
+        parsed = None
+    if parsed is None or not parsed.username or not parsed.domain:
+        raise input_error(f"{where} is not an email address: give a bare address such as "
+                          "noreply@example.com (no display name, one address)")
+    return text
+
+
+def _check_sender_name(where: str, value: Any) -> str:
+    """A display name for the From header: a control character (CR/LF above all) would let
+    it write other headers."""
+    text = _check_string(where, value)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise input_error(f"{where} contains a control character (line break, tab, NUL...): "
+                          "use a one-line name")
+    return text
+
+
+_FIELD_CHECKS = {
+    "serverPort": parse_port,
+    "securityType": _check_security,
+    "serverAddress": _check_server_address,
+    "emailAddress": _check_email_address,
+    "senderName": _check_sender_name,
+}
+
+
+def _clean_field(where: str, name: str, value: Any) -> Any:
+    return _FIELD_CHECKS.get(name, _check_string)(where, value)
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str (a
+    header of "Bearer ü" must be a 401, not a TypeError)."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                  expected.encode("utf-8", "surrogatepass"))
 
 
 def is_auth_failure(result: Mapping[str, Any]) -> bool:
@@ -273,9 +318,9 @@ class Backend:
         A token of another tenant is unknown here, as it would be on Qlik."""
         if not bearer:
             return None
-        if secrets.compare_digest(bearer, tenant.api_key):
+        if same_secret(bearer, tenant.api_key):
             return Principal(tenant.name, "apikey-admin", admin=True)
-        if secrets.compare_digest(bearer, tenant.viewer_api_key):
+        if same_secret(bearer, tenant.viewer_api_key):
             return Principal(tenant.name, "apikey-viewer", admin=False)
         with tenant.lock:
             expiry = tenant.tokens.get(bearer)
@@ -288,7 +333,13 @@ class Backend:
         return Principal(tenant.name, "oauth-" + tenant.client_id, admin=True)
 
     def issue_token(self, tenant: Tenant, body: Any) -> dict[str, Any]:
-        """``POST /oauth/token`` with the client-credentials JSON body (reference §6)."""
+        """``POST /oauth/token``, client credentials (reference §6): ``body`` holds the
+        request's parameters, however they came (JSON, form, HTTP Basic: see oauth.py)."""
+        self.authenticate_client(tenant, body)
+        return self.mint_token(tenant, body.get("scope"))
+
+    def authenticate_client(self, tenant: Tenant, body: Any) -> str:
+        """The client id of a valid client-credentials request; else QlikError 400/401."""
         if not isinstance(body, dict):
             raise QlikError(400, "OAUTH-1", "Body must be a JSON object with client_id, "
                             "client_secret and grant_type")
@@ -298,9 +349,12 @@ class Backend:
                             "the emulator issues client_credentials tokens only")
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
         if not (isinstance(client_id, str) and isinstance(client_secret, str)
-                and secrets.compare_digest(client_id, tenant.client_id)
-                and secrets.compare_digest(client_secret, tenant.client_secret)):
+                and same_secret(client_id, tenant.client_id)
+                and same_secret(client_secret, tenant.client_secret)):
             raise QlikError(401, "OAUTH-1", "Invalid client credentials")
+        return client_id
+
+    def mint_token(self, tenant: Tenant, scope: Any = None) -> dict[str, Any]:
         ttl = tenant.token_ttl if tenant.token_ttl is not None else self.token_ttl
         token = "qlikemu_at_" + secrets.token_urlsafe(32)
         with tenant.lock:
@@ -310,7 +364,7 @@ class Backend:
                 del tenant.tokens[old]
             tenant.tokens[token] = now + ttl
         return {"access_token": token, "token_type": "bearer", "expires_in": int(ttl),
-                "scope": body.get("scope") or "user_default"}
+                "scope": scope if isinstance(scope, str) and scope else "user_default"}
 
     def expire_tokens(self, tenant: Tenant) -> None:
         with tenant.lock:
@@ -407,8 +461,8 @@ class Backend:
         if provider == "BasicAuth":
             result = self._gateway().verify(candidate.smtp_view())
             if not result.get("success"):
-                self._record_check(tenant, result, only_if_auth=True)
-                message = _scrub(str(result.get("message") or "unknown error"), secret)
+                self._record_check(tenant, result, "put")
+                message = redact(str(result.get("message") or "unknown error"), secret)
                 raise input_error(f"SMTP connection verification failed: {message}")
         else:
             # Microsoft365: the token request to Microsoft is SIMULATED. A well-formed config
@@ -509,7 +563,7 @@ class Backend:
                     "message": "Microsoft365 token retrieved (simulated)",
                     "smtpResponseCode": 250}
         result = self._gateway().verify(cfg.smtp_view())
-        self._record_check(tenant, result)
+        self._record_check(tenant, result, "verify")
         return _scrubbed(result, cfg.secret)
 
     def send_test_email(self, tenant: Tenant, body: Any) -> dict[str, Any]:
@@ -528,7 +582,7 @@ class Backend:
             cfg.smtp_view(), recipient=str(recipient), subject=str(body.get("subject", "")),
             body=str(body.get("body", "")),
         )
-        self._record_check(tenant, result)
+        self._record_check(tenant, result, "send")
         return _scrubbed(result, cfg.secret)
 
     def _snapshot(self, tenant: Tenant, not_found_code: str) -> EmailConfig:
@@ -538,12 +592,16 @@ class Backend:
             return copy.deepcopy(tenant.config)
 
     def _record_check(self, tenant: Tenant, result: Mapping[str, Any],
-                      only_if_auth: bool = False) -> None:
+                      action: Literal["put", "verify", "send"]) -> None:
         """Move authFailures/errorCode the way a real tenant would after an SMTP check.
 
-        [I] Undocumented: a failed AUTH counts one failure and marks INVALID_CREDENTIALS;
-        a success resets both; a connection failure changes neither (not a credential
-        problem)."""
+        [I] Undocumented beyond the errorCode values: a failed AUTH counts one failure and
+        marks INVALID_CREDENTIALS; any other failed verify-connection (and a send that
+        cannot reach the server) marks PROVIDER_ERROR, so isValid is false after a failed
+        check; a success resets both. A refused recipient says nothing about the config.
+        A failed PUT is not stored: only a failed AUTH is counted on the stored config."""
+        provider_error = (action == "verify" and not result.get("success")) or (
+            action == "send" and bool(result.get("connectionFailed")))
         with tenant.lock:
             cfg = tenant.config
             if cfg is None:
@@ -551,9 +609,11 @@ class Backend:
             if is_auth_failure(result):
                 cfg.auth_failures += 1
                 cfg.last_error = "INVALID_CREDENTIALS"
-            elif result.get("success") and not only_if_auth:
+            elif result.get("success") and action != "put":
                 cfg.auth_failures = 0
                 cfg.last_error = None
+            elif provider_error:
+                cfg.last_error = "PROVIDER_ERROR"
             else:
                 return
         self.save()
@@ -628,5 +688,5 @@ def _incomplete(cfg: EmailConfig) -> dict[str, Any]:
 def _scrubbed(result: Mapping[str, Any], *secret_values: str | None) -> dict[str, Any]:
     out = dict(result)
     if isinstance(out.get("message"), str):
-        out["message"] = _scrub(out["message"], *secret_values)
+        out["message"] = redact(out["message"], *secret_values)
     return out

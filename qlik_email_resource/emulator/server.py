@@ -16,11 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import certs as certs_mod
-from .http import AdminApp, ApiApp, RequestLog
+from .admin import TOKEN_QUERY, AdminApp
+from .http import ApiApp, RequestLog
 from .limits import Faults, RateLimiter
 from .model import Backend, Tenant
 from .smtp_client import SmtpTarget
@@ -175,6 +177,8 @@ class Emulator:
         self._own_workdir = False
         self.smtp: Any = None
         self.smtp_user: tuple[str, str] = ("", "")
+        # Proves a caller of the admin API read the startup JSON (set by start()).
+        self.admin_token = ""
         self.ca_file = ""
         self.api_url = ""
         self.admin_url = ""
@@ -215,6 +219,7 @@ class Emulator:
                     self.backend.extra_state["smtp_users"] = users
                     self.backend.save()
                 self.smtp_user = (DEFAULT_SMTP_USER, users[DEFAULT_SMTP_USER])
+                self.admin_token = self._load_admin_token()
                 self.smtp = SmtpServer(paths, host=HOST, users=users)
                 self.smtp.start()
 
@@ -224,7 +229,7 @@ class Emulator:
                     api_ctx.load_cert_chain(paths.cert_file, paths.key_file)
                 api = _make_server(ApiApp(self.backend, self.limiter, self.faults,
                                           self.request_log), self.port, api_ctx)
-                admin = _make_server(AdminApp(self), 0, None)
+                admin = _make_server(AdminApp(self, self.admin_token), 0, None)
                 self._servers = [api, admin]
                 scheme = "https" if self.https else "http"
                 self.api_url = f"{scheme}://{HOST}:{api.server_port}"
@@ -263,9 +268,25 @@ class Emulator:
 
     # ---- what callers read ------------------------------------------------------------
 
+    def _load_admin_token(self) -> str:
+        """The admin token: kept in the state file (when there is one) like the tenants'
+        keys, so scripts that read it once keep working across restarts."""
+        token = self.backend.extra_state.get("admin_token")
+        if not isinstance(token, str) or not token:
+            token = "qlikemu_admin_" + secrets.token_urlsafe(32)
+            self.backend.extra_state["admin_token"] = token
+            self.backend.save()
+        return token
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What every admin API call sends: ``{"Authorization": "Bearer <admin_token>"}``."""
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     @property
     def mailbox_url(self) -> str:
-        return f"{self.admin_url}/mailbox"
+        """The inbox, openable in a browser: the token rides in the URL (reads only)."""
+        return f"{self.admin_url}/mailbox?{TOKEN_QUERY}={quote(self.admin_token, safe='')}"
 
     def tenant(self, name: str) -> TenantInfo:
         t = self.backend.tenant(name)
@@ -283,6 +304,7 @@ class Emulator:
         return {
             "api_url": self.api_url,
             "admin_url": self.admin_url,
+            "admin_token": self.admin_token,
             "mailbox_url": self.mailbox_url,
             "tenants": self.tenant_infos(),
             "smtp": {

@@ -19,7 +19,9 @@ certificate as ``localhost``.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import logging
 import smtplib
 import socket
 import ssl
@@ -29,7 +31,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, TypeVar
 
+from .redact import redact
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SECURITY_TYPES = ("none", "StartTLS", "SSL/TLS")
 # What the client says in EHLO; a fixed name avoids socket.getfqdn(), which can stall on
@@ -83,16 +88,19 @@ def _result(success: bool, message: str, code: int, connection_failed: bool) -> 
 
 
 def _unexpected(exc: Exception, target: SmtpTarget) -> dict[str, Any]:
-    # The contract is "never raise": name what broke instead.
-    return _result(False, _redact(f"unexpected error: {exc!r}", target), 0, False)
+    # The contract is "never raise": name what broke, by its type only. An exception's
+    # text or repr may hold what it was working on (a UnicodeEncodeError holds the whole
+    # AUTH string, password included), so it goes to the log, redacted, never into an answer.
+    log.warning("SMTP client error with %s: %s", target.address,
+                _redact(f"{type(exc).__name__}: {exc}", target))
+    return _result(False, f"unexpected error talking to {target.address} "
+                          f"({type(exc).__name__}); see the emulator log", 0, False)
 
 
 def _redact(text: str, target: SmtpTarget) -> str:
     # Belt and braces: no message we build carries the password, but a server may echo
-    # anything back to us.
-    if target.password:
-        text = text.replace(target.password, "***")
-    return text
+    # anything back to us, in any escaping.
+    return redact(text, target.password)
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -170,9 +178,38 @@ def _login(smtp: smtplib.SMTP, target: SmtpTarget) -> int:
             connection_failed=target.security_type == "none" and bool(hint),
         )
     assert target.username is not None
-    username, password = target.username, target.password or ""
-    code, _ = _step("AUTH", target, lambda: smtp.login(username, password))
+    # surrogatepass: a lone surrogate (JSON allows "\ud800") goes out as sent, and the
+    # server refuses it, instead of an encoding error here.
+    username = target.username.encode("utf-8", "surrogatepass")
+    password = (target.password or "").encode("utf-8", "surrogatepass")
+    # smtplib's login() encodes credentials as ASCII and fails on "Grüße". RFC 4616 (PLAIN)
+    # and common practice for LOGIN carry UTF-8, so the exchange is done here, in UTF-8.
+    offered = str(smtp.esmtp_features.get("auth", "")).upper().split()
+    if "PLAIN" in offered:
+        blob = _b64(b"\0" + username + b"\0" + password)
+        code, reply = _step("AUTH", target, lambda: smtp.docmd("AUTH", "PLAIN " + blob))
+    elif "LOGIN" in offered:
+        code, reply = _step("AUTH", target, lambda: smtp.docmd("AUTH", "LOGIN " + _b64(username)))
+        if code == 334:
+            code, reply = _step("AUTH", target, lambda: smtp.docmd(_b64(password)))
+    else:
+        raise _Failure(
+            f"{target.address} offers AUTH {' '.join(offered) or '(no mechanism)'}; the "
+            "tenant logs in with PLAIN or LOGIN: enable one of them on the server",
+            connection_failed=False,
+        )
+    if code != 235:
+        raise _Failure(
+            f"authentication failed for user {target.username!r} at {target.address}: "
+            f"{code} {_reply_text(reply)}",
+            connection_failed=False,
+            code=code,
+        )
     return code
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _step(phase: str, target: SmtpTarget, call: Callable[[], T]) -> T:
@@ -182,13 +219,6 @@ def _step(phase: str, target: SmtpTarget, call: Callable[[], T]) -> T:
         return call()
     except _Failure:
         raise
-    except smtplib.SMTPAuthenticationError as exc:
-        raise _Failure(
-            f"authentication failed for user {target.username!r} at {where}: "
-            f"{exc.smtp_code} {_reply_text(exc.smtp_error)}",
-            connection_failed=False,
-            code=exc.smtp_code,
-        ) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         (address, (code, reply)), *_ = exc.recipients.items()
         raise _Failure(

@@ -192,8 +192,11 @@ class SmtpServer:
 
     def add_user(self, username: str, password: str) -> None:
         """Add or replace an SMTP user; takes effect for the next AUTH."""
+        # Credentials are compared as the UTF-8 bytes the client sends in AUTH (RFC 4616);
+        # surrogatepass keeps a lone surrogate from JSON comparable instead of an error.
         with self._lock:
-            self._users[username.encode("utf-8")] = password.encode("utf-8")
+            self._users[username.encode("utf-8", "surrogatepass")] = password.encode(
+                "utf-8", "surrogatepass")
 
     def mailbox(self) -> list[dict[str, Any]]:
         """Copies of the received messages, in arrival order."""

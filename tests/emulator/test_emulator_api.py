@@ -78,6 +78,16 @@ def test_put_basic_auth_then_get(qlik_emulator, api, h):
         ({"emailAddress": ["a"]}, "emailAddress is not a string"),
         ({"clientId": "x"}, "clientId"),
         ({"serverAddress": None}, "serverAddress"),
+        # Where the spec is clear (an address, a name for the From field, a host name):
+        ({"serverAddress": ""}, "serverAddress must not be empty"),
+        ({"serverAddress": "   "}, "serverAddress must not be empty"),
+        ({"emailAddress": "not-an-address"}, "emailAddress is not an email address"),
+        ({"emailAddress": "Qlik <qlik@example.com>"}, "emailAddress is not an email address"),
+        ({"emailAddress": "a@example.com, b@example.com"}, "emailAddress is not an email"),
+        ({"emailAddress": "a@example.com\r\nBcc: x@evil.test"}, "emailAddress is not an"),
+        ({"senderName": "Qlik\r\nBcc: x@evil.test"}, "senderName contains a control"),
+        ({"senderName": "Qlik\x00"}, "senderName contains a control character"),
+        ({"senderName": "Qlik\x85Reports"}, "senderName contains a control character"),
     ],
 )
 def test_put_rejects_bad_fields(qlik_emulator, api, h, change, needle):
@@ -241,6 +251,8 @@ def test_patch_does_not_verify(api):
         ([{"op": "replace", "path": "/securityType", "value": "tls"}], "securityType"),
         ([{"op": "replace", "path": "/username", "value": 5}], "not a string"),
         ([{"op": "replace", "path": "/username"}], "value"),
+        ([{"op": "replace", "path": "/serverAddress", "value": ""}], "must not be empty"),
+        ([{"op": "add", "path": "/emailAddress", "value": "nope"}], "not an email address"),
         (["replace"], "not an object"),
         ({"op": "replace"}, "array"),
     ],
@@ -328,6 +340,39 @@ def test_smtp_unreachable_is_200_connection_failed(qlik_emulator, api, h):
     assert "resolve" in h.errors(resp)[1]
 
 
+def test_failed_verify_connection_makes_the_config_invalid(qlik_emulator, api, h):
+    assert api.put(h.basic_config(qlik_emulator)).status_code == 204
+    # The server becomes unreachable (PATCH stores without a check, as on Qlik).
+    assert api.patch([{"op": "replace", "path": "/serverAddress",
+                       "value": "smtp.gone.invalid"}]).status_code == 204
+    assert api.get().json()["isValid"] is True  # nothing has checked it yet
+    result = api.action("verify-connection").json()
+    assert result["success"] is False and result["connectionFailed"] is True
+    got = api.get().json()
+    assert (got["isValid"], got["errorCode"], got["authFailures"]) == (
+        False, "PROVIDER_ERROR", 0)  # not a credential problem: no failure counted
+    assert got["status"] == {"statusCode": 1, "statusReason": "PROVIDER_ERROR"}
+    assert api.action("validate").json() == {"isValid": False, "errorCode": "PROVIDER_ERROR"}
+    # Fixed and verified again: valid.
+    assert api.patch([{"op": "replace", "path": "/serverAddress",
+                       "value": "smtp.example.com"}]).status_code == 204
+    assert api.action("verify-connection").json()["success"] is True
+    assert api.get().json()["errorCode"] == "OK"
+
+
+def test_rejected_recipient_does_not_make_the_config_invalid(qlik_emulator, api, h):
+    assert api.put(h.basic_config(qlik_emulator)).status_code == 204
+    result = api.action("send-test-email", {"recipient": "x@nowhere.invalid"}).json()
+    assert result["success"] is False and result["rejected"] == ["x@nowhere.invalid"]
+    assert api.get().json()["isValid"] is True
+
+
+def test_non_ascii_bearer_is_401_not_500(api, h):
+    resp = api.call("GET", token="", headers={"Authorization": "Bearer \u00fc".encode()})
+    assert resp.status_code == 401
+    assert h.errors(resp) == ("HTTP-401", "Unauthorized")
+
+
 # §9.7: validate always 200.
 def test_validate(qlik_emulator, api, h):
     assert api.action("validate").json() == {"isValid": False, "errorCode": "CONFIG_NOT_SET"}
@@ -344,7 +389,8 @@ def test_secrets_never_echoed(qlik_emulator, api, h):
     texts = [api.get().text, api.action("validate").text,
              api.action("verify-connection").text,
              api.action("send-test-email", {"recipient": "a@example.com"}).text,
-             requests.get(qlik_emulator.admin_url + "/requests", timeout=10).text]
+             requests.get(qlik_emulator.admin_url + "/requests", timeout=10,
+                          headers=qlik_emulator.admin_headers).text]
     for text in texts:
         assert password not in text
         assert "emailPassword" not in text
@@ -414,7 +460,7 @@ def test_oauth_token_issue_and_expiry(qlik_emulator, qlik_tenant, h):
     assert client.put(h.basic_config(qlik_emulator)).status_code == 204  # M2M is admin
     assert client.get().status_code == 200
     requests.post(qlik_emulator.admin_url + f"/tenants/{qlik_tenant.name}/expire-tokens",
-                  timeout=10).raise_for_status()
+                  json={}, headers=qlik_emulator.admin_headers, timeout=10).raise_for_status()
     resp = client.get()
     assert resp.status_code == 401
     assert h.errors(resp)[0] == "HTTP-401"

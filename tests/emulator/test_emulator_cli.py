@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-KEYS = {"api_url", "admin_url", "mailbox_url", "tenants", "smtp", "ca_file"}
+KEYS = {"api_url", "admin_url", "admin_token", "mailbox_url", "tenants", "smtp", "ca_file"}
 TENANT_KEYS = {"url", "tenant_id", "api_key", "viewer_api_key", "client_id", "client_secret"}
 SMTP_KEYS = {"host", "tls_port", "starttls_port", "plain_port", "username", "password",
              "ca_file"}
@@ -73,7 +73,11 @@ def test_cli_json_line_requests_and_sigterm(run):
         assert set(tenant) == TENANT_KEYS
     assert set(info["smtp"]) == SMTP_KEYS
     assert info["api_url"].startswith("https://127.0.0.1:")
-    assert info["mailbox_url"] == info["admin_url"] + "/mailbox"
+    assert info["mailbox_url"] == info["admin_url"] + "/mailbox?token=" + info["admin_token"]
+    assert requests.get(info["admin_url"] + "/tenants", timeout=10).status_code == 401
+    tenants = requests.get(info["admin_url"] + "/tenants", timeout=10,
+                           headers={"Authorization": f"Bearer {info['admin_token']}"})
+    assert tenants.json() == info["tenants"]
 
     demo = info["tenants"]["demo"]
     assert _get(info).json()["errorCode"] == "CONFIG_NOT_SET"
@@ -96,7 +100,7 @@ def test_cli_json_line_requests_and_sigterm(run):
     assert out == ""  # exactly one line on stdout, read above
     assert "PUT /api/v1/transports/email-config 204" in err
     for secret in (demo["api_key"], demo["viewer_api_key"], demo["client_secret"],
-                   smtp["password"]):
+                   smtp["password"], info["admin_token"]):
         assert secret not in err
     assert not Path(info["ca_file"]).exists()  # the temporary workdir is cleaned up
 
@@ -130,6 +134,7 @@ def test_cli_restart_with_state_keeps_keys_and_config(run, tmp_path):
     assert second.info["tenants"]["demo"] == {
         **demo, "url": second.info["api_url"] + "/t/demo"}
     assert second.info["smtp"]["password"] == first.info["smtp"]["password"]
+    assert second.info["admin_token"] == first.info["admin_token"]
     assert "extra" in second.info["tenants"]
     got = _get(second.info).json()
     assert got["serverAddress"] == "smtp.kept.example"

@@ -98,48 +98,51 @@ def test_fault_patch_removed(qlik_emulator, api, h):
     assert api.patch([]).status_code == 410
 
 
-def test_admin_interface(qlik_emulator, api, h):
-    admin = qlik_emulator.admin_url
-    assert requests.get(admin + "/health", timeout=10).json() == {"status": "ok"}
+def test_admin_interface(qlik_emulator, qlik_admin, api, h):
+    admin, session = qlik_emulator.admin_url, qlik_admin  # the plugin's token-bearing session
+    assert session.get(admin + "/health", timeout=10).json() == {"status": "ok"}
     api.get()
-    assert requests.get(admin + "/requests", timeout=10).json() == [
+    assert session.get(admin + "/requests", timeout=10).json() == [
         {"tenant": "demo", "method": "GET", "path": h.CONFIG, "status": 200}]
-    assert requests.delete(admin + "/requests", timeout=10).status_code == 204
-    assert requests.get(admin + "/requests", timeout=10).json() == []
+    assert session.delete(admin + "/requests", timeout=10).status_code == 204
+    assert session.get(admin + "/requests", timeout=10).json() == []
 
-    resp = requests.post(admin + "/faults", json={"tenant": "demo", "kind": "status",
-                                                  "status": 503, "count": 1}, timeout=10)
+    resp = session.post(admin + "/faults", json={"tenant": "demo", "kind": "status",
+                                                 "status": 503, "count": 1}, timeout=10)
     assert resp.status_code == 201
     assert api.get().status_code == 503
-    requests.post(admin + "/faults", json={"tenant": "demo", "kind": "status",
-                                           "status": 503, "count": 5}, timeout=10)
-    assert requests.delete(admin + "/faults", timeout=10).status_code == 204
+    session.post(admin + "/faults", json={"tenant": "demo", "kind": "status",
+                                          "status": 503, "count": 5}, timeout=10)
+    assert session.delete(admin + "/faults", timeout=10).status_code == 204
     assert api.get().status_code == 200
 
     for bad in ({"tenant": "demo", "kind": "explode"}, {"tenant": "ghost", "kind": "drop"},
                 {"tenant": "demo", "kind": "status"}, {"kind": "drop"},
                 {"tenant": "demo", "kind": "latency", "seconds": -1}):
-        resp = requests.post(admin + "/faults", json=bad, timeout=10)
+        resp = session.post(admin + "/faults", json=bad, timeout=10)
         assert resp.status_code == 400, bad
         assert resp.json()["errors"][0]["title"]
 
     # SMTP users and tenants
-    assert requests.post(admin + "/smtp-users", json={"username": "u1", "password": "p1"},
-                         timeout=10).status_code == 204
-    resp = requests.post(admin + "/tenants", json={"name": "beta"}, timeout=10)
+    assert session.post(admin + "/smtp-users", json={"username": "u1", "password": "p1"},
+                        timeout=10).status_code == 204
+    resp = session.post(admin + "/tenants", json={"name": "beta"}, timeout=10)
     assert resp.status_code == 201
     beta = qlik_emulator.tenant("beta")
     assert resp.json()["api_key"] == beta.api_key
     assert h.Api(qlik_emulator, beta).get().status_code == 200
-    assert "beta" in requests.get(admin + "/tenants", timeout=10).json()
-    assert requests.get(admin + "/nope", timeout=10).status_code == 404
+    assert "beta" in session.get(admin + "/tenants", timeout=10).json()
+    resp = session.get(admin + "/nope", timeout=10)
+    assert resp.status_code == 404
+    assert h.errors(resp)[0] == "ADMIN-404"
 
 
-def test_admin_refuses_tenant_tokens(qlik_emulator, qlik_tenant):
+def test_admin_refuses_tenant_tokens(qlik_emulator, qlik_tenant, h):
     for path in ("/requests", "/mailbox", "/health"):
         resp = requests.get(qlik_emulator.admin_url + path, timeout=10,
                             headers={"Authorization": f"Bearer {qlik_tenant.api_key}"})
         assert resp.status_code == 403
+        assert h.errors(resp)[0] == "ADMIN-403"
 
 
 def test_admin_not_reachable_from_tenant_url(qlik_emulator, api):
@@ -156,5 +159,6 @@ def test_mailbox_html_escapes(qlik_emulator, api, h):
                         timeout=10).text
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
-    assert requests.delete(qlik_emulator.mailbox_url, timeout=10).status_code == 204
+    assert requests.delete(qlik_emulator.admin_url + "/mailbox", timeout=10,
+                           headers=qlik_emulator.admin_headers).status_code == 204
     assert qlik_emulator.mailbox() == []

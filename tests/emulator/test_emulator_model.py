@@ -58,10 +58,13 @@ def test_auth_failures_move_with_checks(backend, gw):
     result = backend.verify_connection(t)
     assert "pw-secret-1" not in result["message"]  # scrubbed even if a server echoes it
     backend.send_test_email(t, {"recipient": "r@example.com"})
-    backend.verify_connection(t)  # connection failure: not counted
     got = backend.get_config(t)
     assert (got["authFailures"], got["errorCode"], got["isValid"]) == (
         2, "INVALID_CREDENTIALS", False)
+    backend.verify_connection(t)  # connection failure: not counted, but the config is not OK
+    got = backend.get_config(t)
+    assert (got["authFailures"], got["errorCode"], got["isValid"]) == (
+        2, "PROVIDER_ERROR", False)
     assert got["status"]["statusCode"] != 0
     backend.verify_connection(t)  # scripted list empty: success
     got = backend.get_config(t)

@@ -3,7 +3,9 @@
 Whatever arrives (malformed JSON, wrong types, huge bodies, unknown paths, odd
 methods and headers), the answer is a success the API documents or a Qlik-shaped
 4xx ``{"errors":[{"code","title"}]}``: never a 500, never a hang, and never a
-success for a call that is not authorised.
+success for a call that is not authorised. A method the API does not document on one
+of its paths is a 405 with ``Allow``; HEAD answers as GET and never writes. The admin
+listener answers only its token, a loopback Host and JSON bodies.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ DOCUMENTED = {
     ("GET", CONFIG), ("PUT", CONFIG), ("PATCH", CONFIG), ("DELETE", CONFIG),
     *(("POST", f"{CONFIG}/actions/{a}") for a in ACTIONS), ("POST", "/oauth/token"),
 }
+# HEAD is GET without a body: documented wherever GET is.
+DOCUMENTED_OR_HEAD = DOCUMENTED | {("HEAD", p) for m, p in DOCUMENTED if m == "GET"}
 # The emulator's own liveness check, outside every tenant (it answers any method).
 HEALTH = "/health"
 TIMEOUT = 20.0  # far beyond any answer; reaching it means the server hung
@@ -230,6 +234,13 @@ def test_any_method_and_path_gets_a_documented_answer_or_a_qlik_4xx(
 ) -> None:
     answer = wire.send(method, path, body, admin(emu))
     assert_qlik_shaped(answer, method)
+    rel_path = urlsplit(path).path
+    rel = rel_path.removeprefix("/t/demo").rstrip("/")
+    if rel_path.startswith("/t/demo/") and rel in API_PATHS and (
+            method.upper(), rel) not in DOCUMENTED_OR_HEAD:
+        # A documented path with a method it does not document: 405, naming what it takes.
+        assert answer.status == 405, (method, path, answer)
+        assert answer.headers.get("Allow"), answer
     if 200 <= answer.status < 300:
         rel = urlsplit(path).path.removeprefix("/t/demo").rstrip("/")
         if urlsplit(path).path.rstrip("/") == HEALTH:
@@ -250,7 +261,8 @@ header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255
 @given(
     st.sampled_from(["admin", "viewer", "other-tenant", "none"]),
     st.sampled_from(["Bearer {}", "bearer {}", "Bearer  {} ", "Basic {}", "{}", "Bearer",
-                     "Bearer {}{}", "Token {}", "Bearer {},Bearer {}"]) | header_text,
+                     "Bearer {}{}", "Token {}", "Bearer {},Bearer {}", "Bearer \u00fc{}",
+                     "Bearer {}\u00ff"]) | header_text,
     st.dictionaries(st.sampled_from(["Content-Type", "Accept", "X-Forwarded-For", "Cookie",
                                      "X-Qlik-User", "Host", "Accept-Encoding", "Expect",
                                      "Transfer-Encoding"]),
@@ -281,6 +293,93 @@ def test_odd_headers_never_crash_and_never_authorise(
         assert authorization.split(" ", 1)[-1].strip() in (
             emu.tenant("demo").api_key, emu.tenant("demo").viewer_api_key
         ), (authorization, answer)
+
+
+@FUZZ
+@given(st.sampled_from(["admin", "viewer", "none"]), bodies,
+       st.sampled_from(["application/json", "text/plain", ""]))
+def test_head_answers_as_get_and_never_writes(
+    emu: Emulator, wire: Wire, who: str, body: bytes, content_type: str
+) -> None:
+    key = {"admin": emu.tenant("demo").api_key, "viewer": emu.tenant("demo").viewer_api_key,
+           "none": "not-a-key"}[who]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
+    before = wire.send("GET", f"/t/demo{CONFIG}", None, admin(emu)).body
+    head = wire.send("HEAD", f"/t/demo{CONFIG}", body, headers)
+    get = wire.send("GET", f"/t/demo{CONFIG}", None, headers)
+    assert head.status == get.status, (head, get)
+    assert head.body == b""
+    assert wire.send("GET", f"/t/demo{CONFIG}", None, admin(emu)).body == before
+
+
+# --- the admin listener ----------------------------------------------------------------------
+
+ADMIN_PATHS = ("/health", "/requests", "/faults", "/mailbox", "/smtp-users", "/tenants",
+               "/tenants/demo/expire-tokens", "/tenants/demo/config", "/reset")
+
+
+@FUZZ
+@given(
+    methods,
+    st.sampled_from(ADMIN_PATHS) | st.lists(segments, max_size=4).map(
+        lambda parts: "/" + "/".join(parts)),
+    st.sampled_from(["loopback", "localhost", "foreign", "foreign-port", "no-port"]),
+    st.sampled_from(["admin-token", "tenant-key", "none", "garbage", "query"]),
+    st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
+                     ""]),
+    st.one_of(st.none(), st.just(b'{"tenant": "demo", "kind": "drop", "name": "fuzzed"}'),
+              st.binary(max_size=40)),
+)
+def test_admin_listener_answers_only_its_token_from_loopback(
+    emu: Emulator, method: str, path: str, host: str, auth: str, content_type: str,
+    body: bytes | None,
+) -> None:
+    parts = urlsplit(emu.admin_url)
+    port = parts.port
+    host_header = {"loopback": f"127.0.0.1:{port}", "localhost": f"localhost:{port}",
+                   "foreign": f"evil.example:{port}", "foreign-port": "127.0.0.1:1",
+                   "no-port": "127.0.0.1"}[host]
+    headers = {"Host": host_header, "Content-Type": content_type}
+    target = path
+    if auth == "admin-token":
+        headers["Authorization"] = f"Bearer {emu.admin_token}"
+    elif auth == "tenant-key":
+        headers["Authorization"] = f"Bearer {emu.tenant('demo').api_key}"
+    elif auth == "garbage":
+        headers["Authorization"] = "Bearer \u00fc"
+    elif auth == "query":
+        target = f"{path}?token={emu.admin_token}"
+    tenants_before = set(emu.tenant_infos())
+    conn = http.client.HTTPConnection(parts.hostname or "", port, timeout=TIMEOUT)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value.encode("latin-1", "replace"))
+        conn.putheader("Content-Length", str(len(body or b"")))
+        conn.endheaders(body or b"")
+        response = conn.getresponse()
+        answer = Answer(response.status, dict(response.getheaders()), response.read())
+    except (http.client.InvalidURL, ValueError):
+        return  # the client refused to send it
+    finally:
+        conn.close()
+        faults = emu.list_faults()
+        emu.clear_faults()  # an authorised example may add one: the next starts clean
+    assert_qlik_shaped(answer, method)
+    if method.upper() not in ("HEAD",) and answer.status >= 400:
+        assert json.loads(answer.body)["errors"][0]["code"].startswith("ADMIN-"), answer
+    if 200 <= answer.status < 300:
+        loopback = host in ("loopback", "localhost")
+        token_ok = auth == "admin-token" or (
+            auth == "query" and method.upper() in ("GET", "HEAD"))
+        health = urlsplit(target).path.rstrip("/") == "/health" and auth in ("none", "query")
+        assert loopback and (token_ok or health), (method, target, headers, answer)
+        if method.upper() in ("POST", "PUT"):
+            assert content_type == "application/json", answer
+    if not (host in ("loopback", "localhost") and auth == "admin-token"):
+        # No stranger changed anything.
+        assert set(emu.tenant_infos()) == tenants_before
+        assert faults == []
 
 
 # --- below HTTP: request lines the HTTP layer itself must refuse --------------------------
