@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import io
-import shutil
+import re
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from pulumi.automation.events import EngineEvent
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.automation import _Events, result_word, verification
 from qlik_email_resource.fleet.cli import main
 from qlik_email_resource.fleet.program import RESOURCE_TYPE
+from tests.cli.clienv import CliEnv, needs_cli
 
 REPO = Path(__file__).resolve().parents[2]
-needs_cli = pytest.mark.skipif(
-    shutil.which("pulumi") is None, reason="needs the Pulumi CLI on PATH"
-)
 
 
 def _event(**body: object) -> EngineEvent:
@@ -52,6 +53,19 @@ def test_fleet_automation_events_give_op_fields_policies_and_error() -> None:
     assert events.violations == ["email-allowed-ports (advisory)"]
     assert not events.mandatory()
     assert events.error() == "QlikAuthenticationError: 401 the API key was refused"
+
+
+def test_fleet_automation_error_is_the_resources_not_the_engines_epilogue() -> None:
+    # What the real engine sends when the provider fails: the resource's error, then
+    # generic ones of its own with no URN.
+    events = _Events()
+    urn = f"urn:pulumi:s::p::{RESOURCE_TYPE}::email"
+    cause = "QlikUnavailableError: read email config: HTTP 500 beyond the retry budget"
+    for message, where in ((f"Traceback ...\n{cause}\n", urn), ("update failed", None),
+                           ("Resource monitor has terminated, shutting down", None)):
+        body = {"message": message, "color": "never", "severity": "error"}
+        events.handle(_event(diagnosticEvent={**body, **({"urn": where} if where else {})}))
+    assert events.error() == cause
 
 
 def test_fleet_automation_replacement_is_reported_once() -> None:
@@ -101,3 +115,104 @@ def test_fleet_automation_up_twice_against_the_emulator(
         # state lives in the file backend under --state-dir, secrets encrypted
         state_text = "".join(p.read_text() for p in (tmp_path / "state").rglob("*.json"))
         assert info["tenants"]["acme"]["api_key"] not in state_text
+
+
+@needs_cli
+def test_fleet_automation_twenty_tenants_parallel_one_failing_isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenants = [f"tenant-{i:02d}" for i in range(20)]
+    failing = "tenant-07"
+    cli = CliEnv.create(tmp_path / "cli")
+    for key, value in cli.environ.items():
+        monkeypatch.setenv(key, value)
+    # The fleet's own default: a file backend under --state-dir.
+    monkeypatch.delenv("PULUMI_BACKEND_URL")
+    # The failing tenant gives up after one retry instead of five (the provider reads
+    # these in its own process, which inherits them through the CLI).
+    monkeypatch.setenv("QLIK_MAX_RETRIES", "1")
+    monkeypatch.setenv("QLIK_BACKOFF_FACTOR", "0.1")
+    with Emulator(tenants=tenants, workdir=tmp_path / "emu") as emu:
+        info = emu.info
+        monkeypatch.setenv("FLEET_SMTP_PASSWORD", info["smtp"]["password"])
+        entries = {}
+        for name, tenant in info["tenants"].items():
+            var = "KEY_" + name.upper().replace("-", "_")
+            monkeypatch.setenv(var, tenant["api_key"])
+            entries[name] = {"url": tenant["url"], "api_key_env": var,
+                             "ca_bundle": info["ca_file"]}
+        document = {
+            "defaults": {
+                "server_address": "email-smtp.eu-west-2.amazonaws.com",
+                "server_port": 2465, "security_type": "SSL/TLS",
+                "username": info["smtp"]["username"],
+                "email_password_env": "FLEET_SMTP_PASSWORD",
+                "email_address": "reports@example.com", "verify_connection": True,
+            },
+            "tenants": entries,
+            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+        }
+        tenants_file = tmp_path / "tenants.yaml"
+        tenants_file.write_text(yaml.safe_dump(document))
+        secrets = [info["smtp"]["password"]] + [t["api_key"] for t in info["tenants"].values()]
+
+        def fleet(*extra: str, file: Path = tenants_file) -> tuple[int, str]:
+            out, err = io.StringIO(), io.StringIO()
+            started = time.monotonic()
+            code = main(["up", str(file), "--policy-pack", str(REPO / "policies"),
+                         "--state-dir", str(tmp_path / "state"), "--parallel", "8", *extra],
+                        stdout=out, stderr=err)
+            # Shown with -s: how long a roll-out takes under the real engine.
+            print(f"fleet up {' '.join(extra)}: {time.monotonic() - started:.1f} s")
+            for secret in secrets:
+                assert secret not in out.getvalue() + err.getvalue()
+            return code, out.getvalue()
+
+        def row(out: str, tenant: str) -> list[str]:
+            line = next(x for x in out.splitlines() if x.startswith(tenant + " "))
+            return re.split(r"\s{2,}", line.strip())
+
+        # One tenant's API answers 500 to everything: only that tenant fails.
+        emu.add_fault(failing, "status", status=500, count=1000)
+        code, out = fleet()
+        assert code == 1, out
+        assert "up: 20 tenants: 19 created, 1 failed" in out
+        assert row(out, failing)[:2] == [failing, "failed"]
+        assert re.search(rf"  {failing}: .*HTTP 500", out), out
+        for tenant in tenants:
+            if tenant != failing:
+                assert row(out, tenant)[:5] == [tenant, "created", "(new)", "-", "valid"]
+        written = {r["tenant"] for r in emu.requests() if r["method"] == "PUT"}
+        assert written == set(tenants) - {failing}
+        for tenant in written:
+            assert held_sender(emu, tenant) == "reports@example.com"
+
+        # Repaired: the next run creates that one and leaves a deployed one alone
+        # (two tenants, not twenty: a converged run costs as much CPU as a first one).
+        emu.clear_faults()
+        emu.clear_requests()
+        code, out = fleet("--tenant", failing, "--tenant", "tenant-08")
+        assert code == 0, out
+        assert "up: 2 tenants: 1 created, 1 unchanged" in out
+        assert {r["tenant"] for r in emu.requests() if r["method"] != "GET"} == {failing}
+
+        # A change of the defaults, rolled out to two tenants: the report names the
+        # field, read from the engine's events (which carry no diff keys for it).
+        document["defaults"]["sender_name"] = "Reports"
+        changed = tmp_path / "changed.yaml"
+        changed.write_text(yaml.safe_dump(document))
+        emu.clear_requests()
+        code, out = fleet("--tenant", "tenant-03", "--tenant", "tenant-04", file=changed)
+        assert code == 0, out
+        assert row(out, "tenant-03")[:3] == [
+            "tenant-03", "updated", "sender_name: (unset) → 'Reports'"
+        ]
+        assert {r["tenant"] for r in emu.requests() if r["method"] == "PUT"} == {
+            "tenant-03", "tenant-04"
+        }
+
+
+def held_sender(emu: Emulator, tenant: str) -> Any:
+    model = emu.backend.tenant(tenant)
+    assert model is not None and model.config is not None
+    return model.config.fields["emailAddress"]
