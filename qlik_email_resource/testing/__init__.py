@@ -13,6 +13,7 @@ encrypted secrets. Every run says so in its output.
 
 from qlik_email_resource.testing.results import (
     HEADER,
+    UNKNOWN,
     OfflineRunError,
     PolicyViolationError,
     RunResult,
@@ -24,6 +25,7 @@ from qlik_email_resource.testing.runner import OfflineStack
 
 __all__ = [
     "HEADER",
+    "UNKNOWN",
     "OfflineRunError",
     "OfflineStack",
     "PolicyViolationError",

@@ -7,13 +7,12 @@ failed, 2 a mandatory policy blocked it (or a preview found one).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from qlik_email_resource.testing import policy_config as policy_config_file
 from qlik_email_resource.testing.results import (
     HEADER,
     OfflineRunError,
@@ -53,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-pack", action="append", default=[], metavar="DIR")
     p.add_argument(
         "--policy-config", metavar="FILE",
-        help="JSON file {policy: {enforcementLevel?, property: value}} (as --policy-pack-config)",
+        help="JSON file read as the CLI reads --policy-pack-config: {policy: level} or "
+        "{policy: {enforcementLevel?, setting: value}}, 'all' for every policy's level",
     )
     p.add_argument("--env", action="append", type=_pair, default=[], metavar="K=V",
                    help="extra environment for the provider process")
@@ -70,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         config[key] = Secret(os.environ[var])
-    policy_config = None
-    if args.policy_config:
-        policy_config = json.loads(Path(args.policy_config).read_text())
     try:
+        policy_config = (
+            policy_config_file.load_file(args.policy_config) if args.policy_config else None
+        )
         with OfflineStack(
             args.program, project=args.project, stack=args.stack, config=config,
             state_file=args.state, policy_packs=args.policy_pack, policy_config=policy_config,

@@ -3,9 +3,11 @@
 Each registration the program makes lands in ``new_resource``. Dynamic resources
 go to the real dynamic-provider server exactly as the engine sends them:
 secrets unwrapped (the dynamic host answers ``acceptSecrets=False``), ``Check``
-against the previous inputs, ``Diff`` against the previous outputs, then
-``Create``/``Update`` (or replace) unless this is a preview. Everything else
-gets its inputs back, as under ``pulumi up`` with no provider to ask.
+against the previous inputs, the policies on Check's output, ``Diff`` against
+the previous outputs, then ``Create``/``Update`` (or replace) unless this is a
+preview (pkg/resource/deploy/step_generator.go, ``continueStepsFromImport``).
+Everything else gets its inputs back, as under ``pulumi up`` with no provider
+to ask.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any, TypeVar
 
 import grpc
 from pulumi.runtime import Mocks
-from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
-from pulumi.runtime.proto import analyzer_pb2, provider_pb2
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.proto import analyzer_pb2, provider_pb2, resource_pb2
 
 from qlik_email_resource.testing.grpc_servers import (
     AnalyzerServer,
@@ -26,7 +28,12 @@ from qlik_email_resource.testing.grpc_servers import (
     from_struct,
     to_struct,
 )
-from qlik_email_resource.testing.results import OfflineRunError, Step, Violation
+from qlik_email_resource.testing.results import (
+    OfflineRunError,
+    PolicyViolationError,
+    Step,
+    Violation,
+)
 from qlik_email_resource.testing.state import (
     ResourceState,
     StackState,
@@ -74,15 +81,25 @@ def analyzer_error(urn: str, exc: grpc.RpcError) -> OfflineRunError:
 def violations_from(
     diagnostics: list[analyzer_pb2.AnalyzeDiagnostic], urn: str = ""
 ) -> list[Violation]:
+    # A diagnostic at level remediate is a remediation that did not fix the resource:
+    # the engine counts it as mandatory (analyzeResource, AnalyzeResources).
     return [
         Violation(
             policy=d.policyName,
-            level=analyzer_pb2.EnforcementLevel.Name(d.enforcementLevel).lower(),
+            level="mandatory"
+            if d.enforcementLevel == analyzer_pb2.REMEDIATE
+            else analyzer_pb2.EnforcementLevel.Name(d.enforcementLevel).lower(),
             message=d.message,
             urn=d.urn or urn,
         )
         for d in diagnostics
     ]
+
+
+def policy_properties(props: Mapping[str, Any]) -> dict[str, Any]:
+    """What a policy sees: internal ``__`` keys (``__provider``) left out, as the
+    engine's analyzer.Analyze/AnalyzeStack marshal with SkipInternalKeys."""
+    return {k: v for k, v in props.items() if not k.startswith("__")}
 
 
 def changed_fields(
@@ -118,7 +135,8 @@ class EngineMocks(Mocks):
     ) -> None:
         self.project = project
         self.stack = stack
-        self.prior = prior.by_urn()
+        # buildResourceMaps (deployment.go): pending deletes are no resource's old state.
+        self.prior = {r.urn: r for r in prior.resources if not r.delete}
         self.preview = preview
         self._provider = provider
         self.analyzers = analyzers
@@ -140,14 +158,17 @@ class EngineMocks(Mocks):
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         urn = engine_urn(self.stack, self.project, args.typ, args.name)
+        with self._lock:
+            if self.errors:
+                # The engine stops at the first failure: nothing further is checked or
+                # written (the run reports that first error).
+                raise Halted(urn)
         try:
             with self._lock:
                 if any(r.resource.urn == urn for r in self.registrations):
                     raise OfflineRunError(
                         f"duplicate resource URN {urn}; give each resource a unique name"
                     )
-            if self.analyzers:
-                self._analyze(urn, args)
             prior = self.prior.get(urn)
             if args.custom and args.typ.startswith(DYNAMIC_PREFIX):
                 registration = self._dynamic(urn, args, prior)
@@ -169,6 +190,7 @@ class EngineMocks(Mocks):
 
     def _plain(self, urn: str, args: MockResourceArgs, prior: ResourceState | None) -> Registration:
         inputs = dict(args.inputs)
+        self._analyze(urn, args, inputs)  # no provider, no Check: the inputs as registered
         if prior is None:
             op = "create"
         elif unwrap_all(prior.inputs) == unwrap_all(inputs):
@@ -198,13 +220,16 @@ class EngineMocks(Mocks):
             "check", urn, stub.Check,
             provider_pb2.CheckRequest(olds=to_struct(old_inputs), news=to_struct(news), **names),
         )
-        if check.failures:
-            reasons = "; ".join(f"{f.property or '(resource)'}: {f.reason}" for f in check.failures)
-            raise OfflineRunError(f"the provider rejected the inputs of {urn}: {reasons}")
         # A provider may mark values secret itself; keep them secret, compare plain.
         raw_checked = from_struct(check.inputs)
         secrets |= secret_keys(raw_checked)
         checked = unwrap_all(raw_checked)
+        # The engine analyzes Check's output (secrets marked again, as its provider
+        # plugin does for a provider that takes none), even when Check failed.
+        self._analyze(urn, args, rewrap(checked, secrets))
+        if check.failures:
+            reasons = "; ".join(f"{f.property or '(resource)'}: {f.reason}" for f in check.failures)
+            raise OfflineRunError(f"the provider rejected the inputs of {urn}: {reasons}")
 
         op, delete_first = "create", False
         fields: tuple[str, ...] = ()
@@ -214,12 +239,11 @@ class EngineMocks(Mocks):
             )
 
         if self.preview:
-            planned = {
-                "create": checked,
-                "replace": checked,
-                "update": {**old_outputs, **checked},
-                "same": old_outputs,
-            }[op]
+            # A provider without preview support (the dynamic host sets no
+            # supportsPreview) answers a previewed Create/Update with the checked
+            # inputs alone (provider_plugin.go, provider.Create/Update), so what it
+            # computes is unknown to the program; a same step keeps the old outputs.
+            planned = old_outputs if op == "same" else checked
             resource_id = prior.id if prior is not None else ""
             outputs = planned
         else:
@@ -303,22 +327,57 @@ class EngineMocks(Mocks):
                 self.pending_deletes.append(prior)
         return created.id, from_struct(created.properties)
 
-    def _analyze(self, urn: str, args: MockResourceArgs) -> None:
+    def _analyze(self, urn: str, args: MockResourceArgs, properties: Mapping[str, Any]) -> None:
+        """analyzeAll: every pack on the resource; a mandatory finding makes the
+        resource invalid in an update (not in a preview: analyzeResource)."""
         found: list[Violation] = []
         for analyzer in self.analyzers:
             try:
                 diagnostics = analyzer.analyze(
-                    type_=args.typ, urn=urn, name=args.name, properties=dict(args.inputs)
+                    type_=args.typ, urn=urn, name=args.name,
+                    properties=policy_properties(properties),
                 )
             except grpc.RpcError as exc:
                 raise analyzer_error(urn, exc) from None
             found.extend(violations_from(diagnostics, urn))
         with self._lock:
             self.violations.extend(found)
+        mandatory = [v for v in found if v.level == "mandatory"]
+        if mandatory and not self.preview:
+            raise PolicyViolationError(mandatory, stage="apply")
 
     def _fail(self, error: OfflineRunError) -> None:
         with self._lock:
             self.errors.append(error)
+
+
+class Halted(OfflineRunError):
+    """A registration after the run's first failure: refused, never recorded."""
+
+    def __init__(self, urn: str) -> None:
+        super().__init__(f"{urn} was not processed: the run stopped at an earlier failure")
+
+
+class EngineMonitor(MockMonitor):
+    """``MockMonitor`` that reports a failed registration in its answer.
+
+    The SDK asks for result reporting, and the engine answers a failed step with
+    ``Result.FAIL`` (source_eval.go, ``RegisterResource``; step.go, ``Fail``): the
+    SDK then resolves that resource's outputs as unknown. Raising instead would make
+    the SDK set the exception on every output future of the resource, futures the
+    program never reads: each became a "Future exception was never retrieved"
+    traceback when collected. The run still fails with the first error, which the
+    mocks keep.
+    """
+
+    def RegisterResource(self, request: Any) -> Any:
+        try:
+            return super().RegisterResource(request)
+        except OfflineRunError:
+            return resource_pb2.RegisterResourceResponse(
+                urn=self.make_urn(request.parent, request.type, request.name),
+                result=resource_pb2.Result.FAIL,
+            )
 
 
 def delete(stub: Any, resource: ResourceState) -> None:

@@ -12,6 +12,8 @@ HEADER = (
 )
 
 OPS = ("create", "update", "replace", "same", "delete", "read")
+# A value a preview cannot know yet (the provider computes it), as the CLI prints one.
+UNKNOWN = "[unknown]"
 
 
 class Secret:
@@ -67,6 +69,7 @@ class RunResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     header: str = HEADER
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -87,6 +90,7 @@ class RunResult:
             lines.append(f"  {step.op:<8} {step.urn}{fields}")
         for v in self.violations:
             lines.append(f"  policy {v.level} {v.policy}: {v.message.splitlines()[-1]}")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
         if self.outputs:
             lines.append("  outputs:")
             lines.extend(f"    {k}: {v}" for k, v in sorted(self.outputs.items()))
@@ -100,14 +104,30 @@ class OfflineRunError(Exception):
 
 
 class PolicyViolationError(OfflineRunError):
-    """A mandatory policy failed, so ``up`` wrote nothing."""
+    """A mandatory policy failed.
 
-    def __init__(self, violations: list[Violation], result: RunResult | None = None) -> None:
+    ``stage`` says when, as the engine decides it: ``"preview"`` (``up`` wrote
+    nothing), ``"apply"`` (a resource's check in the update pass: that resource was
+    not changed, what the run did before it is saved) or ``"stack"`` (the stack
+    policies on the final outputs: the update was applied and saved).
+    """
+
+    def __init__(
+        self, violations: list[Violation], result: RunResult | None = None, *,
+        stage: str = "preview",
+    ) -> None:
         self.violations = violations
         self.result = result
+        self.stage = stage
         names = ", ".join(sorted({v.policy for v in violations}))
         details = "; ".join(f"{v.policy}: {v.message.splitlines()[-1]}" for v in violations)
+        outcome = {
+            "preview": "nothing was written",
+            "apply": "the resource it names was not changed; what this run did before it "
+            "is saved in state",
+            "stack": "the stack fails it after the update, which was applied and saved",
+        }[stage]
         super().__init__(
-            f"mandatory policy violation ({names}); nothing was written. {details}. "
+            f"mandatory policy violation ({names}); {outcome}. {details}. "
             "Fix the stack config or the program, or set the policy's enforcementLevel."
         )

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import os
+import re
 import runpy
 import sys
 import threading
@@ -31,23 +33,32 @@ from typing import Any
 import grpc
 import pulumi
 import pulumi.runtime
-from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.testing import policy_config
+from qlik_email_resource.testing.grpc_servers import (
+    AnalyzerServer,
+    ProviderServer,
+    from_struct,
+    to_struct,
+)
 from qlik_email_resource.testing.mocks import (
     PROVIDER_KEY,
     EngineMocks,
+    EngineMonitor,
     analyzer_error,
     call_provider,
     delete,
+    policy_properties,
     violations_from,
 )
 from qlik_email_resource.testing.project import ProjectConfig, assemble_config, load_project
 from qlik_email_resource.testing.results import (
     HEADER,
+    UNKNOWN,
     OfflineRunError,
     PolicyViolationError,
     RunResult,
@@ -62,12 +73,33 @@ from qlik_email_resource.testing.state import (
     rewrap,
     secret_keys,
     unwrap_all,
+    wrap_secret,
 )
 
 Program = Callable[[], Any] | str | os.PathLike[str]
 
 _RUN_LOCK = threading.RLock()
 MASK = "[secret]"
+# Config keys kept secret in the saved provider config even when given as plain values.
+_CREDENTIAL = re.compile(r"(key|secret|password|token)", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig:
+    """The config a pass runs with: values as the CLI hands them over, secret keys."""
+
+    values: dict[str, str]
+    secrets: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class PassResult:
+    """One run of the program: what it registered, its exports, its first error."""
+
+    mocks: EngineMocks
+    outputs: dict[str, Any]
+    error: OfflineRunError | None
+    provider_used: bool = False
 
 
 class OfflineStack:
@@ -81,7 +113,7 @@ class OfflineStack:
         config: Mapping[str, Any] | None = None,
         state_file: str | os.PathLike[str] | None = None,
         policy_packs: Sequence[str | os.PathLike[str]] = (),
-        policy_config: Mapping[str, Mapping[str, Any]] | None = None,
+        policy_config: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         provider_server: ProviderServer | None = None,
         analyzer: AnalyzerServer | None = None,
@@ -114,102 +146,93 @@ class OfflineStack:
         self._finalizer = weakref.finalize(self, _stop_all, self._servers)
         self._configured: Mapping[str, str] | None = None
         self._server_lock = threading.Lock()
+        self._analyzers_configured = False
+        self._policy_warnings: list[str] = []
 
     # -- public operations --------------------------------------------------------------
 
     def preview(self) -> RunResult:
         """Check, Diff and policies; no Create/Update/Delete, no state write."""
         with self._run("preview") as result:
-            state = self._load()
-            plan = self._pass(state, preview=True, analyze=True)
-            self._finish_plan(plan, state, result)
+            state, _ = self._read_state()
+            config = self._config()
+            plan = self._pass(state, config, preview=True)
+            self._plan_result(plan, state, result)
             result.ok = not _mandatory(result.violations)
-            result.outputs = _mask(plan[1])
+            result.outputs = _mask(plan.outputs)
         return result
 
     def up(self) -> RunResult:
-        """Preview with policies, then the update; deletes resources the program dropped."""
+        """Preview with policies, then the update (policies again); deletes what the
+        program dropped and what an earlier replace left pending delete."""
         with self._run("up") as result:
-            state = self._load()
-            plan = self._pass(state, preview=True, analyze=True)
-            self._finish_plan(plan, state, result)
+            state, saved = self._read_state()
+            config = self._config()
+            plan = self._pass(state, config, preview=True)
+            self._plan_result(plan, state, result)
             mandatory = _mandatory(result.violations)
             if mandatory:
                 result.ok = False
                 raise PolicyViolationError(mandatory, result)
-            if _nothing_to_do(plan, state, result):
+            if _nothing_to_do(plan, state, result) and _same_config(plan, saved, config):
                 # The preview pass saw every resource unchanged and the same stack
                 # outputs: the apply pass would write nothing, so skip it (and the
                 # state write). This halves the cost of a no-op fleet reconcile.
-                result.outputs = _mask(plan[1])
+                result.outputs = _mask(plan.outputs)
                 return result
-            result.steps = []
-            mocks, outputs, error = self._pass(state, preview=False, analyze=False, raise_=False)
-            new_state = StackState(self.project, self.stack, outputs=outputs)
-            registered = {r.resource.urn for r in mocks.registrations}
-            new_state.resources = [r.resource for r in mocks.registrations]
-            result.steps = [r.step for r in mocks.registrations]
-            if error is not None:
-                # Keep what exists: resources not reached this time stay in state.
-                new_state.resources += [r for r in state.resources if r.urn not in registered]
-                new_state.outputs = state.outputs
-                self._save(new_state)
-                raise error
-            try:
-                removed = [r for r in state.resources if r.urn not in registered]
-                for old in [*mocks.pending_deletes, *reversed(removed)]:
-                    self._delete(old)
-                    if old in removed:
-                        result.steps.append(Step(old.urn, old.type, "delete"))
-            except OfflineRunError:
-                gone = {s.urn for s in result.steps if s.op == "delete"}
-                new_state.resources += [r for r in removed if r.urn not in gone]
-                raise
-            finally:
-                self._save(new_state)
-            result.outputs = _mask(outputs)
+            self._apply(state, saved, config, result)
         return result
 
     def refresh(self) -> RunResult:
-        """Read every resource back from the provider; report and store what drifted."""
+        """Read every resource back from the provider; report and store what drifted.
+
+        The provider is configured with the config saved at the last ``up``, as the
+        engine loads a resource's provider from state (Deployment.EnsureProvider).
+        """
         with self._run("refresh") as result:
-            state = self._load()
+            state, saved = self._read_state()
+            config = self._config(saved)
             kept: list[ResourceState] = []
             for resource in state.resources:
                 if not (resource.dynamic and resource.custom):
                     kept.append(resource)
                     result.steps.append(Step(resource.urn, resource.type, "read"))
                     continue
-                refreshed = self._read(resource)
+                refreshed, drift = self._refresh_one(resource, config)
                 if refreshed is None:
                     result.steps.append(Step(resource.urn, resource.type, "delete"))
                     continue
                 kept.append(refreshed)
-                drift = _drift(resource.outputs, refreshed.outputs)
                 result.steps.append(Step(resource.urn, resource.type, "read", drift))
             state.resources = kept
-            self._save(state)
+            self._write_state(state, saved)
             result.outputs = _mask(state.outputs)
         return result
 
     def destroy(self) -> RunResult:
-        """Delete every resource in state, last created first."""
+        """Delete every resource in state, last created first, with the provider
+        configured from the config saved at the last ``up`` (as the engine does)."""
         with self._run("destroy") as result:
-            state = self._load()
+            state, saved = self._read_state()
+            config = self._config(saved)
             try:
                 for resource in reversed(list(state.resources)):
-                    self._delete(resource)
+                    self._delete(resource, config)
                     state.resources.remove(resource)
                     result.steps.append(Step(resource.urn, resource.type, "delete"))
             finally:
                 if not state.resources:
                     state.outputs = {}
-                self._save(state)
+                self._write_state(state, saved)
         return result
 
     def state(self) -> StackState:
-        """The stored state (secrets as wrappers), e.g. for assertions in tests."""
-        return self._load()
+        """The stored state (secrets as wrappers), e.g. for assertions in tests.
+
+        The entry that holds the provider's config of the last ``up`` (the engine's
+        default provider resource) is left out: ``resources`` are the program's.
+        """
+        return self._read_state()[0]
 
     def close(self) -> None:
         """Stop the servers this stack started (shared ones stay up)."""
@@ -217,6 +240,7 @@ class OfflineStack:
         self._servers.clear()
         self._own_provider = None
         self._analyzers = None
+        self._analyzers_configured = False
         self._configured = None
 
     def __enter__(self) -> OfflineStack:
@@ -225,31 +249,86 @@ class OfflineStack:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the update -----------------------------------------------------------------------
+
+    def _apply(
+        self,
+        state: StackState,
+        saved: Mapping[str, Any] | None,
+        config: StackConfig,
+        result: RunResult,
+    ) -> None:
+        """The apply pass of ``up``, its deletes, then the stack policies on the result.
+
+        As deploymentExecutor.Execute: the steps (policies checked again, see
+        EngineMocks), then the deletes (stepGenerator.GenerateDeletes: what the
+        program dropped and every pending delete), then AnalyzeResources on the final
+        outputs if nothing failed. What was done is saved even when a step fails.
+        """
+        applied = self._pass(state, config, preview=False, raise_=False)
+        mocks = applied.mocks
+        result.violations = list(mocks.violations)
+        result.steps = [r.step for r in mocks.registrations]
+        new_state = StackState(self.project, self.stack, outputs=applied.outputs)
+        new_state.resources = [r.resource for r in mocks.registrations]
+        registered = {r.resource.urn for r in mocks.registrations}
+        # CreateStep.Apply marks a replaced resource Delete before its delete runs:
+        # until that delete succeeds it stays in state, pending delete.
+        replaced = [dataclasses.replace(r, delete=True) for r in mocks.pending_deletes]
+        pending = [r for r in state.resources if r.delete]
+        removed = [r for r in state.resources if not r.delete and r.urn not in registered]
+        # This run's provider has the new config; when the program registered no
+        # dynamic resource, deletes go through the provider saved in state.
+        provider = _provider_config(config) if applied.provider_used else saved
+        delete_config = config if applied.provider_used else self._config(saved)
+        if applied.error is not None:
+            # Keep what exists: resources not reached this time stay in state.
+            new_state.resources += [*replaced, *pending, *removed]
+            new_state.outputs = state.outputs
+            self._write_state(new_state, provider)
+            raise applied.error
+        to_delete = [*replaced, *pending, *reversed(removed)]
+        done = 0
+        try:
+            for old in to_delete:
+                self._delete(old, delete_config)
+                done += 1
+                if not any(old is r for r in replaced):  # a replace step shows those
+                    result.steps.append(Step(old.urn, old.type, "delete"))
+        finally:
+            # What a failed delete left: replaced and pending ones stay pending delete,
+            # dropped ones stay as they were.
+            new_state.resources += to_delete[done:]
+            self._write_state(new_state, provider)
+        result.outputs = _mask(applied.outputs)
+        final = self._analyze_stack([r.resource for r in mocks.registrations])
+        result.violations += final
+        mandatory = _mandatory(final)
+        if mandatory:
+            result.ok = False
+            raise PolicyViolationError(mandatory, result, stage="stack")
+
     # -- one pass of the program ----------------------------------------------------------
 
     def _pass(
-        self, state: StackState, *, preview: bool, analyze: bool, raise_: bool = True
-    ) -> tuple[EngineMocks, dict[str, Any], OfflineRunError | None]:
-        config, secret_config = assemble_config(self._project, self.config, self.stack)
+        self, state: StackState, config: StackConfig, *, preview: bool, raise_: bool = True
+    ) -> PassResult:
         started: list[ProviderServer] = []
 
         def provider() -> ProviderServer:
             # Started (and configured) on first use, once per pass.
             if not started:
-                started.append(self._provider(config))
+                started.append(self._provider(config.values))
             return started[0]
 
         mocks = EngineMocks(
             project=self.project, stack=self.stack, prior=state, preview=preview,
-            provider=provider,
-            analyzers=self._policy_analyzers() if analyze else [],
+            provider=provider, analyzers=self._policy_analyzers(),
         )
         outputs: dict[str, Any] = {}
         error: OfflineRunError | None = None
         try:
-            outputs = contextvars.Context().run(
-                self._execute, mocks, config, secret_config, preview
-            )
+            outputs = contextvars.Context().run(self._execute, mocks, config, preview)
         except OfflineRunError as exc:
             error = exc
         except Exception as exc:  # the program's own failure, reported as the run's
@@ -260,20 +339,18 @@ class OfflineStack:
             error = mocks.errors[0]
         if error is not None and raise_:
             raise error
-        return mocks, outputs, error
+        return PassResult(mocks, outputs, error, provider_used=bool(started))
 
-    def _execute(
-        self, mocks: EngineMocks, config: dict[str, str], secret_config: list[str], preview: bool
-    ) -> dict[str, Any]:
+    def _execute(self, mocks: EngineMocks, config: StackConfig, preview: bool) -> dict[str, Any]:
         """Runs inside a fresh contextvars.Context, so no run sees another's settings."""
         previous = _current_loop()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            pulumi.runtime.set_all_config(config, secret_config)
+            pulumi.runtime.set_all_config(dict(config.values), list(config.secrets))
             pulumi.runtime.set_mocks(
                 mocks, project=self.project, stack=self.stack, preview=preview,
-                monitor=MockMonitor(mocks),
+                monitor=EngineMonitor(mocks),
             )
             SETTINGS.rpc_manager.clear()
             SETTINGS.outputs.clear()
@@ -329,58 +406,72 @@ class OfflineStack:
             if not self.quiet:
                 print(result.report(), flush=True)
 
-    def _finish_plan(
-        self,
-        plan: tuple[EngineMocks, dict[str, Any], OfflineRunError | None],
-        state: StackState,
-        result: RunResult,
-    ) -> None:
-        mocks = plan[0]
+    def _plan_result(self, plan: PassResult, state: StackState, result: RunResult) -> None:
+        """The preview's steps (deletes included) and policies (AnalyzeStack on the
+        planned states, as the engine's preview runs it)."""
+        mocks = plan.mocks
         registered = {r.resource.urn for r in mocks.registrations}
         result.steps = [r.step for r in mocks.registrations] + [
             Step(r.urn, r.type, "delete")
             for r in reversed(state.resources)
-            if r.urn not in registered
+            if r.delete or r.urn not in registered
         ]
-        result.violations = list(mocks.violations)
+        result.violations = list(mocks.violations) + self._analyze_stack(
+            [r.resource for r in mocks.registrations]
+        )
+        result.warnings = list(self._policy_warnings)
+
+    def _analyze_stack(self, resources: Sequence[ResourceState]) -> list[Violation]:
+        """AnalyzeStack on each resource's outputs, ``__`` keys left out."""
+        found: list[Violation] = []
         analyzers = self._policy_analyzers()
-        if analyzers:
-            resources = [
-                {
-                    "type": r.resource.type, "urn": r.resource.urn, "name": r.resource.name,
-                    "properties": r.resource.outputs,
-                }
-                for r in mocks.registrations
-            ]
-            for analyzer in analyzers:
-                try:
-                    diagnostics = analyzer.analyze_stack(resources)
-                except grpc.RpcError as exc:
-                    raise analyzer_error("", exc) from None
-                result.violations += violations_from(diagnostics)
+        if not analyzers:
+            return found
+        stack = [
+            {"type": r.type, "urn": r.urn, "name": r.name,
+             "properties": policy_properties(r.outputs)}
+            for r in resources
+        ]
+        for analyzer in analyzers:
+            try:
+                diagnostics = analyzer.analyze_stack(stack)
+            except grpc.RpcError as exc:
+                raise analyzer_error("", exc) from None
+            found += violations_from(diagnostics)
+        return found
+
+    def _config(self, saved: Mapping[str, Any] | None = None) -> StackConfig:
+        """The stack config, checked; with ``saved``, the provider's config of the last up."""
+        values, secrets = assemble_config(self._project, self.config, self.stack)
+        if not saved:
+            return StackConfig(values, tuple(secrets))
+        return StackConfig(
+            {k: str(v) for k, v in unwrap_all(saved).items()}, tuple(sorted(secret_keys(saved)))
+        )
 
     def _provider(self, config: Mapping[str, str]) -> ProviderServer:
         # Not _RUN_LOCK: registrations call this from the SDK's worker threads
         # while the running operation holds that lock.
         with self._server_lock:
             if self._shared_provider is not None:
-                server = self._shared_provider
-            else:
-                if self._own_provider is None:
-                    self._own_provider = ProviderServer(
-                        env=self.env, cwd=self.program_dir, project=self.project
-                    )
-                    self._track(self._own_provider)
-                server = self._own_provider
-            # The dynamic host gets the whole stack config, secrets in clear: it
-            # answers Configure with acceptSecrets=False, as under the engine. It
-            # configures a provider once, on first load; see docs/ARCHITECTURE.md.
-            if server is not self._shared_provider and self._configured != config:
+                # A shared host keeps the config it first loaded the provider with;
+                # see docs/ARCHITECTURE.md.
+                self._shared_provider.configure(config)
+                return self._shared_provider
+            if self._own_provider is not None and self._configured != config:
+                # The dynamic host configures a provider once, when it first loads
+                # it: other config needs a new host, as each CLI run starts its own.
+                self._own_provider.stop()
+                self._servers.remove(self._own_provider)
+                self._own_provider = None
+            if self._own_provider is None:
+                server = ProviderServer(env=self.env, cwd=self.program_dir, project=self.project)
+                self._track(server)
+                # The whole stack config, secrets in clear: the dynamic host answers
+                # Configure with acceptSecrets=False, as under the engine.
                 server.configure(config)
-                self._configured = dict(config)
-            elif server is self._shared_provider:
-                server.configure(config)
-            return server
+                self._own_provider, self._configured = server, dict(config)
+            return self._own_provider
 
     def _policy_analyzers(self) -> list[AnalyzerServer]:
         if self._analyzers is None:
@@ -391,25 +482,27 @@ class OfflineStack:
                 server = AnalyzerServer(pack, env=self.env or None)
                 self._track(server)
                 analyzers.append(server)
+            self._analyzers = analyzers
+        if not self._analyzers_configured:
             if self.policy_config is not None or self.policy_packs:
-                _configure_analyzers(
-                    [a for a in analyzers
+                self._policy_warnings = _configure_analyzers(
+                    [a for a in self._analyzers
                      if a is not self._shared_analyzer or self.policy_config is not None],
                     self.policy_config or {},
                 )
-            self._analyzers = analyzers
+            self._analyzers_configured = True
         return self._analyzers
 
     def _track(self, server: ProviderServer | AnalyzerServer) -> None:
         self._servers.append(server)
 
-    def _read(self, resource: ResourceState) -> ResourceState | None:
-        from pulumi.runtime.proto import provider_pb2
-
-        from qlik_email_resource.testing.grpc_servers import from_struct, to_struct
-
-        config, _ = assemble_config(self._project, self.config, self.stack)
-        stub = self._provider(config).stub
+    def _refresh_one(
+        self, resource: ResourceState, config: StackConfig
+    ) -> tuple[ResourceState | None, tuple[str, ...]]:
+        """RefreshStep.Apply: Read, then the provider's Diff framed as "what an up of
+        the unchanged program would change" (new state as the olds, old inputs as
+        the news); only a Diff with changes is drift."""
+        stub = self._provider(config.values).stub
         answer = call_provider(
             "read", resource.urn, stub.Read,
             provider_pb2.ReadRequest(
@@ -419,7 +512,7 @@ class OfflineStack:
             ),
         )
         if not answer.id:
-            return None
+            return None, ()
         outputs = from_struct(answer.properties)
         keys = secret_keys(resource.outputs) | secret_keys(resource.inputs) | secret_keys(outputs)
         inputs = resource.inputs
@@ -427,16 +520,43 @@ class OfflineStack:
             read_inputs = from_struct(answer.inputs)
             keys |= secret_keys(read_inputs)
             inputs = rewrap(unwrap_all(read_inputs), keys)
-        return ResourceState(
-            urn=resource.urn, type=resource.type, name=resource.name, custom=resource.custom,
-            dynamic=resource.dynamic, id=answer.id, inputs=inputs,
-            outputs=rewrap(unwrap_all(outputs), keys),
+        refreshed = dataclasses.replace(
+            resource, id=answer.id, inputs=inputs, outputs=rewrap(unwrap_all(outputs), keys)
         )
+        diff = call_provider(
+            "diff", resource.urn, stub.Diff,
+            provider_pb2.DiffRequest(
+                id=answer.id, urn=resource.urn, name=resource.name, type=resource.type,
+                olds=to_struct(unwrap_all(refreshed.outputs)),
+                news=to_struct(unwrap_all(resource.inputs)),
+                old_inputs=to_struct(unwrap_all(refreshed.inputs)),
+            ),
+        )
+        if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
+            return refreshed, ()
+        input_drift = _drift(resource.inputs, refreshed.inputs)
+        if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
+            # diffResource: an unknown answer becomes a comparison of the inputs.
+            return refreshed, input_drift
+        declared = set(unwrap_all(resource.inputs)) | set(unwrap_all(refreshed.inputs))
+        output_drift = _drift(resource.outputs, refreshed.outputs)
+        fields = tuple(sorted(set(input_drift) | {k for k in output_drift if k in declared}))
+        return refreshed, fields or output_drift
 
-    def _delete(self, resource: ResourceState) -> None:
+    def _delete(self, resource: ResourceState, config: StackConfig) -> None:
         if resource.dynamic and resource.custom:
-            config, _ = assemble_config(self._project, self.config, self.stack)
-            delete(self._provider(config).stub, resource)
+            delete(self._provider(config.values).stub, resource)
+
+    def _read_state(self) -> tuple[StackState, dict[str, Any] | None]:
+        """The stored state, and the provider config saved at the last up (or None)."""
+        state = self._load()
+        return state, (dict(state.provider_config) or None)
+
+    def _write_state(self, state: StackState, provider: Mapping[str, Any] | None) -> None:
+        # The engine keeps its default provider (and so this config) while resources use it.
+        in_use = provider is not None and any(r.dynamic for r in state.resources)
+        state.provider_config = dict(provider) if in_use and provider is not None else {}
+        self._save(state)
 
     def _state_lock(self, operation: str) -> contextlib.AbstractContextManager[None]:
         # Held from load to save, so a second process cannot interleave (see
@@ -474,22 +594,15 @@ def _program_paths(path: Path) -> tuple[Path, Path]:
 
 
 def _configure_analyzers(
-    analyzers: list[AnalyzerServer], overrides: Mapping[str, Mapping[str, Any]]
-) -> None:
-    from qlik_email_resource.testing.grpc_servers import policy_config_from_info
-
-    known: set[str] = set()
-    for analyzer in analyzers:
-        info = analyzer.info()
-        names = {p.name for p in info.policies}
-        known |= names
-        mine = {k: v for k, v in overrides.items() if k in names}
-        analyzer.apply(policy_config_from_info(info, mine))
-    unknown = set(overrides) - known
-    if unknown and analyzers:
-        raise OfflineRunError(
-            f"policy_config names policies that no policy pack defines: {sorted(unknown)}"
-        )
+    analyzers: list[AnalyzerServer], raw: Mapping[str, Any]
+) -> list[str]:
+    """Configure every pack as the CLI does (see policy_config); returns the warnings."""
+    settings = policy_config.parse(raw)
+    infos = [analyzer.info() for analyzer in analyzers]
+    warnings = policy_config.check_names(settings, infos) if analyzers else []
+    for analyzer, info in zip(analyzers, infos, strict=True):
+        analyzer.apply(policy_config.reconcile(info, settings))
+    return warnings
 
 
 def _stop_all(servers: list[ProviderServer | AnalyzerServer]) -> None:
@@ -499,7 +612,8 @@ def _stop_all(servers: list[ProviderServer | AnalyzerServer]) -> None:
 
 
 def _stack_outputs() -> dict[str, Any]:
-    """``pulumi.export`` values, resolved; secret ones as secret wrappers."""
+    """``pulumi.export`` values, resolved; secret ones as secret wrappers, unknown ones
+    (a preview's computed values) as UNKNOWN."""
     from qlik_email_resource.testing.state import wrap_secret
 
     root = get_root_resource()
@@ -507,24 +621,42 @@ def _stack_outputs() -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in exported.items():
         output = pulumi.Output.from_input(value)
+        if not _sync_await(output.is_known()):
+            result[name] = UNKNOWN
+            continue
         resolved = _sync_await(output.future())
         secret = _sync_await(output.is_secret())
         result[name] = wrap_secret(resolved) if secret else resolved
     return result
 
 
-def _nothing_to_do(
-    plan: tuple[EngineMocks, dict[str, Any], OfflineRunError | None],
-    state: StackState,
-    result: RunResult,
-) -> bool:
-    mocks, outputs, error = plan
+def _nothing_to_do(plan: PassResult, state: StackState, result: RunResult) -> bool:
     return (
-        error is None
-        and not mocks.pending_deletes
+        plan.error is None
+        and not plan.mocks.pending_deletes
         and all(step.op == "same" for step in result.steps)
-        and outputs == state.outputs
+        and plan.outputs == state.outputs
     )
+
+
+def _same_config(
+    plan: PassResult, saved: Mapping[str, Any] | None, config: StackConfig
+) -> bool:
+    """Whether the provider config saved at the last up is this run's (a changed one
+    is saved by the update, as the engine updates its default provider)."""
+    if not plan.provider_used:
+        return True
+    return saved is not None and unwrap_all(dict(saved)) == dict(config.values)
+
+
+def _provider_config(config: StackConfig) -> dict[str, Any]:
+    """What the engine's default provider resource holds as inputs: the whole stack
+    config (Target.GetPackageConfig gives a dynamic provider all of it), secrets
+    kept secret, and credential-like keys too even when given plain."""
+    return {
+        key: wrap_secret(value) if key in config.secrets or _CREDENTIAL.search(key) else value
+        for key, value in config.values.items()
+    }
 
 
 def _mask(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -49,9 +49,29 @@ def test_cli_up_then_policy_blocked_preview(qlik_emulator: Emulator, tmp_path: P
     assert blocked.returncode == 2, blocked.stdout + blocked.stderr
     assert HEADER in blocked.stdout and "email-tls-required" in blocked.stdout
 
+    # The file is read as `--policy-pack-config` is (analyzer/config.go,
+    # parsePolicyPackConfig): a level alone is shorthand, `all` sets every level.
+    policy_config.write_text(json.dumps(
+        {"all": "advisory", "email-tenant-url": {"allowLocalhost": True}}
+    ))
+    advised = run(["preview", *common, "--config", "email:securityType=none",
+                   "--config", "email:serverPort=25"], env)
+    assert advised.returncode == 0, advised.stdout + advised.stderr
+    assert "policy advisory email-tls-required" in advised.stdout
+
 
 def test_cli_names_a_missing_secret_env(tmp_path: Path) -> None:
     done = run(["up", "--stack", "x", "--state", str(tmp_path / "s.json"),
                 "--secret-env", "email:password=QLIK_NOT_SET_ANYWHERE"], {})
     assert done.returncode == 1
     assert "QLIK_NOT_SET_ANYWHERE is not set" in done.stderr
+
+
+def test_cli_names_a_policy_config_file_that_is_not_json(tmp_path: Path) -> None:
+    broken = tmp_path / "policy.json"
+    broken.write_text("{'email-tls-required': 'advisory'}")
+    done = run(["preview", "--stack", "x", "--state", str(tmp_path / "s.json"),
+                "--policy-config", str(broken)], {})
+    assert done.returncode == 1
+    assert f"the policy config file {broken} is not valid JSON" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -185,6 +185,20 @@ def test_policy_violation_blocks_up_and_nothing_is_written(
     assert not (tmp_path / "tenant-a.json").exists()
 
 
+def test_policies_judge_the_provider_checked_security_type(
+    make_stack: Any, qlik_emulator: Emulator
+) -> None:
+    """The engine runs resource policies on Check's output (stepGenerator.
+    continueStepsFromImport, analyzeAll on ``resp.Properties``): the provider
+    normalises ``ssl/tls`` to ``SSL/TLS``, so email-tls-required has nothing to say."""
+    stack = make_stack(**{"email:securityType": "ssl/tls"})
+    preview = stack.preview()
+    assert preview.ok
+    assert "email-tls-required" not in {v.policy for v in preview.violations}
+    result = stack.up()
+    assert result.outputs["security"] == "SSL/TLS"
+
+
 def test_state_file_holds_no_secret_in_clear(
     make_stack: Any, qlik_emulator: Emulator, tmp_path: Path
 ) -> None:
