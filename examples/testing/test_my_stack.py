@@ -1,9 +1,15 @@
 """How to test your own program offline: copy this file next to your Pulumi program.
 
-`pip install` this package into the venv that runs your tests: its pytest plugin
-brings the `qlik_emulator` fixture (a local Qlik tenant with a real SMTP server
-behind it), and `OfflineStack` runs the program under Pulumi's mocks with the real
-provider host and policy pack, no Pulumi CLI and no Qlik account needed.
+Copy it into the directory that holds your program's `__main__.py` and run `pytest`
+there; it needs no edit. `pip install` this package into the venv that runs your
+tests: its pytest plugin brings the `qlik_emulator` fixture (a local Qlik tenant
+with a real SMTP server behind it), and `OfflineStack` runs the program under
+Pulumi's mocks with the real provider host and the packaged policy pack, no Pulumi
+CLI and no Qlik account needed.
+
+The program reads its SMTP login from stack config `email:username` and the secret
+`email:password`, as the README's example does; the test sets them to the
+emulator's SMTP user.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.policy_pack import path as policy_pack_path
 from qlik_email_resource.testing import OfflineStack, Secret
 
-PROGRAM = Path(__file__).resolve().parents[2]  # the directory holding Pulumi.yaml
+PROGRAM = Path(__file__).resolve().parent  # the directory holding your __main__.py
+RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 
 
 def test_up_then_noop(qlik_emulator: Emulator, tmp_path: Path) -> None:
@@ -21,7 +29,7 @@ def test_up_then_noop(qlik_emulator: Emulator, tmp_path: Path) -> None:
     smtp = qlik_emulator.info["smtp"]
     stack = OfflineStack(
         PROGRAM,
-        stack="tenant-a",
+        stack="dev",
         config={
             "qlik:tenantUrl": tenant.url,
             "qlik:apiKey": Secret(tenant.api_key),
@@ -30,16 +38,18 @@ def test_up_then_noop(qlik_emulator: Emulator, tmp_path: Path) -> None:
             "email:password": Secret(smtp["password"]),
         },
         state_file=tmp_path / "state.json",
-        policy_packs=[str(PROGRAM / "policies")],
+        policy_packs=[str(policy_pack_path())],  # the pack that ships with the package
         policy_config={"email-tenant-url": {"allowLocalhost": True}},
         quiet=True,
     )
     with stack:
         first = stack.up()
-        assert [step.op for step in first.steps] == ["create"]
-        assert first.outputs["is_valid"] is True
+        assert {s.op for s in first.steps if s.type == RESOURCE_TYPE} == {"create"}
+        assert not [v for v in first.violations if v.level == "mandatory"]
+        configs = [r for r in stack.state().resources if r.type == RESOURCE_TYPE]
+        assert configs and all(r.outputs["is_valid"] is True for r in configs)
 
         qlik_emulator.clear_requests()
         again = stack.up()
-        assert [step.op for step in again.steps] == ["same"]
+        assert {s.op for s in again.steps if s.type == RESOURCE_TYPE} == {"same"}
         assert [r for r in qlik_emulator.requests() if r["method"] != "GET"] == []

@@ -23,6 +23,8 @@ from typing import Any
 
 from qlik_email_resource.fleet.changes import (
     RunOptions,
+    blocked_message,
+    changed_settings,
     changes_from,
     desired_inputs,
     drift_from,
@@ -70,10 +72,14 @@ class AutomationBackend:
                 "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) "
                 "or pass --offline to use the offline test runner"
             )
+        from qlik_email_resource.pulumi_cli import policy_pack_for_cli
+
         env = os.environ if environ is None else environ
         self.fleet = fleet
-        self.policy_packs = [str(Path(p).resolve()) for p in policy_packs]
         state_dir.mkdir(parents=True, exist_ok=True)
+        # A pack directory, or where the CLI has no Python language host, a launcher
+        # that starts the pack with this Python (see pulumi_cli.py).
+        self.policy_packs = [policy_pack_for_cli(p, state_dir) for p in policy_packs]
         # The user's backend wins; otherwise a local file backend beside the run,
         # never a silent login to Pulumi Cloud.
         self.backend_url = env.get("PULUMI_BACKEND_URL") or f"file://{state_dir.resolve()}"
@@ -153,7 +159,12 @@ class AutomationBackend:
             else:
                 raise ValueError(f"unknown operation {operation!r}")
         except Exception as exc:
-            message = events.error() or _command_error(exc)
+            # Blocked: the policies' own words; the CLI's last line ("preview failed")
+            # says nothing of why.
+            if events.mandatory():
+                message = blocked_message(events.findings)
+            else:
+                message = events.error() or _command_error(exc)
             return TenantResult(
                 tenant=tenant.name,
                 result=BLOCKED if events.mandatory() else FAILED,
@@ -240,12 +251,15 @@ class _Events:
         self.violations: list[str] = []  # "policy (level)"
         self.findings: list[PolicyFinding] = []
         self.old_outputs: Mapping[str, Any] | None = None
+        self.new_inputs: Mapping[str, Any] | None = None
         # The resource as a refresh step read it from the tenant (None: no refresh).
         self.refreshed: Mapping[str, Any] | None = None
         self._refresh_before: Mapping[str, Any] | None = None
         self._refresh_gone = False
+        self._awaiting_refresh = False
         self._levels: list[str] = []
         self._errors: list[str] = []
+        self._resource_errors: list[str] = []
 
     def handle(self, event: Any) -> None:
         pre = getattr(event, "resource_pre_event", None)
@@ -269,13 +283,18 @@ class _Events:
         if diag is not None and diag.severity == "error":
             text = diag.message.strip()
             if text:
-                self._errors.append(text.splitlines()[-1])
+                # The engine follows a resource's error with generic ones of its own
+                # and no URN ("update failed", "Resource monitor has terminated"):
+                # the resource's error is the one that says why.
+                errors = self._resource_errors if getattr(diag, "urn", None) else self._errors
+                errors.append(text.splitlines()[-1])
 
     def _step(self, meta: Any) -> None:
         op = str(getattr(meta.op, "value", meta.op))
         if op == "refresh":
             if meta.old is not None and self._refresh_before is None:
                 self._refresh_before = dict(meta.old.outputs or {})
+            self._awaiting_refresh = True
             return
         # A replacement shows as several steps; report it once, as "replace".
         if op in ("create-replacement", "delete-replaced", "replace"):
@@ -285,15 +304,24 @@ class _Events:
         self.op = op
         if meta.old is not None and meta.old.outputs is not None:
             self.old_outputs = dict(meta.old.outputs)
-        diffs = meta.diffs or []
-        self.changed = (
-            ["(new)"] if self.op == "create" else sorted(d for d in diffs if not d.startswith("__"))
-        )
+        if meta.new is not None and meta.new.inputs is not None:
+            self.new_inputs = dict(meta.new.inputs)
+        if self.op == "create":
+            self.changed = ["(new)"]
+        elif meta.diffs:
+            self.changed = sorted(d for d in meta.diffs if not d.startswith("__"))
+        else:
+            # The CLI's JSON events carry no `diffs` unless asked for a diff display;
+            # the step's old state and new inputs say the same.
+            self.changed = changed_settings(self.old_outputs or {}, self.new_inputs or {})
 
     def _outputs(self, meta: Any) -> None:
         op = str(getattr(meta.op, "value", meta.op))
-        if op != "refresh":
+        # `up --refresh` and `preview --refresh` report the read as op "refresh";
+        # `pulumi refresh` reports it as the outcome ("same", "update", "delete").
+        if op != "refresh" and not self._awaiting_refresh:
             return
+        self._awaiting_refresh = False
         if meta.old is not None and self._refresh_before is None:
             self._refresh_before = dict(meta.old.outputs or {})
         if meta.new is not None:
@@ -302,7 +330,7 @@ class _Events:
             self._refresh_gone = True
 
     def changes(self, desired: Mapping[str, Any]) -> list[FieldChange]:
-        return changes_from(self.op, self.old_outputs, desired, self.changed)
+        return changes_from(self.op, self.old_outputs, self.new_inputs or desired, self.changed)
 
     def drift(self) -> list[FieldChange]:
         if self._refresh_before is None:
@@ -313,4 +341,5 @@ class _Events:
         return "mandatory" in self._levels
 
     def error(self) -> str:
-        return self._errors[-1] if self._errors else ""
+        errors = self._resource_errors or self._errors
+        return errors[-1] if errors else ""

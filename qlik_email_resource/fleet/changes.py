@@ -8,13 +8,13 @@ VERIFIED.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qlik_email_resource.fleet.report import NEW, FieldChange
+from qlik_email_resource.fleet.report import NEW, FieldChange, PolicyFinding
 from qlik_email_resource.fleet.tenants import Tenant
-from qlik_email_resource.mapping import API_FIELDS, SECRET_INPUTS
+from qlik_email_resource.mapping import API_FIELDS, SECRET_INPUTS, WRITE_ONLY
 
 # What the engine's JSON events show in place of a secret (show_secrets=False).
 MASKED = "[secret]"
@@ -119,6 +119,22 @@ def drift_from(before: Any, after: Any) -> list[FieldChange]:
             FieldChange(name, secret=True) if secret else FieldChange(name, old_value, new_value)
         )
     return drift
+
+
+def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Settings whose new input differs from the old state (secrets cannot be compared)."""
+    names = [n for n in (*API_FIELDS, "tenant_url") if n not in WRITE_ONLY]
+    return sorted(n for n in names if not _same(_plain(old.get(n))[0], _plain(new.get(n))[0]))
+
+
+def blocked_message(findings: Sequence[PolicyFinding]) -> str:
+    """Why a tenant was blocked, in the mandatory policies' own words."""
+    mandatory = [f for f in findings if f.level == "mandatory"]
+    details = "; ".join(
+        f"{f.policy}: {f.message.strip().splitlines()[-1]}" if f.message.strip() else f.policy
+        for f in mandatory
+    )
+    return f"blocked by a mandatory policy, nothing was written: {details}"
 
 
 def _outputs(resource: Any) -> Mapping[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from qlik_email_resource.fleet.changes import (
     RunOptions,
+    blocked_message,
     changes_from,
     desired_inputs,
     drift_from,
@@ -162,9 +163,11 @@ class OfflineBackend:
             else:
                 self._run(stack, operation, options, outcome)
         except PolicyViolationError as exc:
+            if exc.result is not None:
+                self._planned(exc.result, outcome.prior, operation, outcome)
             outcome.result = BLOCKED
-            outcome.violations = _findings(exc.violations)
-            outcome.error = str(exc)
+            outcome.violations = _findings(exc.result.violations if exc.result else exc.violations)
+            outcome.error = blocked_message(outcome.violations)
         except Exception as exc:
             outcome.result = FAILED
             outcome.error = _first_line(exc)
@@ -189,9 +192,9 @@ class OfflineBackend:
         if operation == "refresh":
             outcome.result = "drifted" if outcome.drift else "unchanged"
             return
-        prior = refreshed if refreshed is not None else _resource(stack.state())
+        outcome.prior = refreshed if refreshed is not None else _resource(stack.state())
         result = stack.preview() if operation == "preview" else stack.up()
-        self._planned(result, prior, operation, outcome)
+        self._planned(result, outcome.prior, operation, outcome)
 
     def _preview_refreshed(self, resolved: ResolvedTenant, stack: Any, outcome: _Outcome) -> None:
         """``preview --refresh``: refresh and preview a scratch copy of the state.
@@ -219,17 +222,14 @@ class OfflineBackend:
         op = step.op if step else "same"
         outcome.op = op
         outcome.violations = _findings(result.violations)
-        if any(v.level == "mandatory" for v in result.violations):
-            outcome.result = BLOCKED
-            outcome.error = "a mandatory policy failed: " + "; ".join(
-                f"{v.policy}: {v.message.splitlines()[-1]}"
-                for v in result.violations if v.level == "mandatory"
-            )
-            return
-        outcome.result = result_word(op, preview=operation == "preview")
         outcome.changes = changes_from(
             op, prior, outcome.desired, fields=step.changed_fields if step else ()
         )
+        if any(v.level == "mandatory" for v in result.violations):
+            outcome.result = BLOCKED
+            outcome.error = blocked_message(outcome.violations)
+            return
+        outcome.result = result_word(op, preview=operation == "preview")
         if op in ("create", "update", "replace") and operation == "up":
             outcome.written_outputs = dict(result.outputs)
         if not result.ok and not outcome.error:
@@ -251,6 +251,7 @@ class _Outcome:
         self.live: Any = None  # the resource as the refresh read it
         self.written_outputs: dict[str, Any] | None = None
         self.desired: dict[str, Any] = {}
+        self.prior: Any = None  # the resource as state holds it before the plan
 
     def finish(
         self,

@@ -140,7 +140,7 @@ def summary_line(results: Sequence[TenantResult], operation: str) -> str:
     for r in results:
         counts[r.result] = counts.get(r.result, 0) + 1
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
-    drifted = sum(1 for r in results if r.drift)
+    drifted = sum(1 for r in results if r.drift and r.result != "drifted")
     if drifted:
         parts.append(f"{drifted} drifted")
     return f"{operation}: {len(results)} tenants: {', '.join(parts)}"
