@@ -27,7 +27,7 @@ from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .redact import redact
+from ..redaction import redact
 
 SECURITY_TYPES = ("none", "StartTLS", "SSL/TLS")
 SERVICE_PROVIDERS = ("BasicAuth", "Microsoft365")
@@ -462,7 +462,7 @@ class Backend:
             result = self._gateway().verify(candidate.smtp_view())
             if not result.get("success"):
                 self._record_check(tenant, result, "put")
-                message = redact(str(result.get("message") or "unknown error"), secret)
+                message = redact(str(result.get("message") or "unknown error"), [secret])
                 raise input_error(f"SMTP connection verification failed: {message}")
         else:
             # Microsoft365: the token request to Microsoft is SIMULATED. A well-formed config
@@ -688,5 +688,5 @@ def _incomplete(cfg: EmailConfig) -> dict[str, Any]:
 def _scrubbed(result: Mapping[str, Any], *secret_values: str | None) -> dict[str, Any]:
     out = dict(result)
     if isinstance(out.get("message"), str):
-        out["message"] = redact(out["message"], *secret_values)
+        out["message"] = redact(out["message"], secret_values)
     return out

@@ -31,7 +31,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, TypeVar
 
-from .redact import redact
+from ..redaction import redact
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def _unexpected(exc: Exception, target: SmtpTarget) -> dict[str, Any]:
 def _redact(text: str, target: SmtpTarget) -> str:
     # Belt and braces: no message we build carries the password, but a server may echo
     # anything back to us, in any escaping.
-    return redact(text, target.password)
+    return redact(text, [target.password])
 
 
 def _reply_text(reply: bytes | str) -> str:
