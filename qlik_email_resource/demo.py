@@ -7,7 +7,8 @@ mail per tenant, then changes a setting behind Pulumi's back and shows refresh
 finding the drift and up repairing it.
 
 The real `pulumi` CLI runs the stacks (on a local file backend under .demo/)
-when it is on PATH; otherwise the offline runner does, and says so.
+when it is on PATH (`make demo` adds the one `make cli` built); otherwise the
+offline runner does, and says so.
 """
 
 from __future__ import annotations
@@ -44,12 +45,6 @@ TENANTS = ("demo", "acme")
 DRIFT_TENANT = "demo"
 DRIFT_FIELD = ("sender_name", "senderName", "Changed in the Qlik console")
 RECIPIENT = "you@example.com"
-# The pack's policies (policies/rules.py), to find them in the CLI's text output.
-POLICY_NAMES = (
-    "email-tls-required", "email-allowed-ports", "email-port-matches-security",
-    "email-allowed-smtp-hosts", "email-sender-domains", "email-tenant-url",
-    "email-credentials-present", "email-verify-on-apply", "email-one-config-per-tenant",
-)
 # Only protects the demo's throw-away local backend; never use it for real stacks.
 DEMO_PASSPHRASE = "qlik-email-demo-not-a-secret"
 
@@ -206,9 +201,14 @@ class CliEngine:
     The CLI runs in a copy of the project under .demo/project (Pulumi.yaml and
     __main__.py), so the stack files it writes (Pulumi.demo.yaml, ...) never land
     in the clone. Secrets reach the CLI on stdin, never on a command line.
+    Preview, up and refresh go through the Automation API with the program's
+    __main__.py as an inline program, and the policy pack as pulumi_cli prepares
+    it: this works with or without the CLI's Python language host (docs/cli.md).
     """
 
     def __init__(self, root: Path, work: Path, policy_config: Mapping[str, Any]) -> None:
+        from qlik_email_resource import pulumi_cli
+
         self.root = root
         self.work = work
         self.project = _project_copy(root, work / "project")
@@ -216,15 +216,20 @@ class CliEngine:
         state.mkdir(parents=True, exist_ok=True)
         self.policy_config_file = work / "policy-config.json"
         self.policy_config_file.write_text(json.dumps(dict(policy_config), indent=2))
-        self.env = {
-            **os.environ,
+        self.policy_pack = pulumi_cli.policy_pack_for_cli(root / "policies", work)
+        self.cli_env = {
             "PULUMI_BACKEND_URL": f"file://{state.resolve()}",
             "PULUMI_CONFIG_PASSPHRASE": DEMO_PASSPHRASE,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
+            **pulumi_cli.plugin_environ(),
         }
+        self.env = {**os.environ, **self.cli_env}
         version = self._pulumi(["version"]).stdout.strip()
         self.label = f"the Pulumi CLI {version}, local backend file://{state.resolve()}"
+        if not pulumi_cli.has_python_language_host():
+            self.label += " (program inline via the Automation API, no Python language host)"
         self._configured: set[str] = set()
+        self._stacks: dict[str, Any] = {}
 
     def _pulumi(
         self, args: Sequence[str], stdin: str | None = None, check: bool = True
@@ -253,24 +258,47 @@ class CliEngine:
             self._configured.add(name)
         return common
 
-    def run(self, operation: str, resolved: ResolvedTenant) -> Outcome:
-        common = self._configure(resolved)
-        args = [operation, *common]
+    def _stack(self, name: str) -> Any:
+        from pulumi import automation as auto
+
+        from qlik_email_resource.pulumi_cli import program_from_file
+
+        if name not in self._stacks:
+            workspace = auto.LocalWorkspace(
+                work_dir=str(self.project),
+                program=program_from_file(self.project / "__main__.py"),
+                env_vars=self.cli_env,
+            )
+            self._stacks[name] = auto.Stack.select(name, workspace)
+        return self._stacks[name]
+
+    def _engine(self, name: str, operation: str, **options: Any) -> Outcome:
+        from pulumi import automation as auto
+
+        events = _CliEvents()
         if operation in ("preview", "up"):
-            args += ["--policy-pack", str(self.root / "policies"),
-                     "--policy-pack-config", str(self.policy_config_file)]
-        if operation in ("up", "refresh"):
-            args += ["--yes"]
-        if operation in ("preview", "refresh", "up"):
-            args += ["--diff"]
-        proc = self._pulumi(args, check=False)
-        text = (proc.stdout + ("\n" + proc.stderr if proc.returncode else "")).strip()
+            options.update(policy_packs=[self.policy_pack],
+                           policy_pack_configs=[str(self.policy_config_file)])
+        try:
+            result = getattr(self._stack(name), operation)(
+                diff=True, color="never", on_event=events.handle, **options
+            )
+        except auto.CommandError as exc:
+            text = "\n".join(x for x in (exc_stdout(exc), exc_stderr(exc)) if x).strip()
+            ok, text = False, text or str(exc)
+        else:
+            ok, text = True, str(result.stdout).strip()
         # The CLI's own output is the point of this path: it is always shown.
-        return Outcome(ok=proc.returncode == 0, text=text, always_show=True)
+        return Outcome(ok=ok, text=text, always_show=True, changed=events.changed,
+                       violations=events.violations)
+
+    def run(self, operation: str, resolved: ResolvedTenant) -> Outcome:
+        self._configure(resolved)
+        return self._engine(resolved.tenant.name, operation)
 
     def preview_change(self, resolved: ResolvedTenant, change: Mapping[str, Any]) -> Outcome:
         """`pulumi preview` on a copy of the stack config with ``change`` applied."""
-        common = self._configure(resolved)
+        self._configure(resolved)
         name = resolved.tenant.name
         # A copy of the stack's config file, so the real one keeps the deployed values.
         trial = self.work / f"Pulumi.{name}.trial.yaml"
@@ -279,13 +307,52 @@ class CliEngine:
             text = json.dumps(value) if isinstance(value, bool) else str(value)
             self._pulumi(["config", "set", "--stack", name, "--config-file", str(trial),
                           f"email:{PROGRAM_KEYS[key]}"], stdin=text)
-        args = ["preview", *common, "--config-file", str(trial), "--diff",
-                "--policy-pack", str(self.root / "policies"),
-                "--policy-pack-config", str(self.policy_config_file)]
-        proc = self._pulumi(args, check=False)
-        text = (proc.stdout + "\n" + proc.stderr).strip()
-        return Outcome(ok=proc.returncode == 0, text=text, always_show=True,
-                       violations=[p for p in POLICY_NAMES if p in text])
+        return self._engine(name, "preview", config_file=str(trial))
+
+
+class _CliEvents:
+    """What the demo reports from the engine's events: steps, changed settings, policies."""
+
+    def __init__(self) -> None:
+        self.changed: dict[str, list[str]] = {}
+        self.violations: list[str] = []
+        self._refreshing = False
+
+    def handle(self, event: Any) -> None:
+        # The dynamic provider's diff names no keys, so the events carry none: the
+        # changed settings are the inputs that differ. A refresh step announces
+        # itself as "refresh" and reports what it read as an "update" when the
+        # tenant drifted: there, the outputs that differ.
+        for step, part in ((event.resource_pre_event, "inputs"),
+                           (event.res_outputs_event, "outputs")):
+            if step is None or not step.metadata.type.startswith("pulumi-python:dynamic"):
+                continue
+            meta = step.metadata
+            op = str(getattr(meta.op, "value", meta.op))
+            if op == "refresh" and part == "inputs":
+                self._refreshing = True
+                continue
+            if op == "same" or (part == "outputs") != self._refreshing:
+                continue
+            olds = (getattr(meta.old, part, None) if meta.old else None) or {}
+            news = (getattr(meta.new, part, None) if meta.new else None) or {}
+            fields = sorted(k for k in olds.keys() | news.keys()
+                            if not k.startswith("__") and olds.get(k) != news.get(k))
+            key = "refresh" if self._refreshing else op
+            self.changed.setdefault(key, []).extend(fields if olds and news else [])
+        policy = event.policy_event
+        if policy is not None:
+            entry = f"{policy.policy_name} ({policy.enforcement_level})"
+            if entry not in self.violations:
+                self.violations.append(entry)
+
+
+def exc_stdout(exc: Exception) -> str:
+    return str(getattr(exc, "stdout", "") or "")
+
+
+def exc_stderr(exc: Exception) -> str:
+    return str(getattr(exc, "stderr", "") or "")
 
 
 def _project_copy(root: Path, target: Path) -> Path:

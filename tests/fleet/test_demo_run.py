@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.cli.clienv import find_cli, needs_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,10 +102,21 @@ def test_demo_keep_running_serves_the_inbox_until_stopped(tmp_path: Path) -> Non
         requests.get(inbox, timeout=5)
 
 
-@pytest.mark.skipif(shutil.which("pulumi") is None, reason="needs the Pulumi CLI on PATH")
+@needs_cli
 def test_demo_runs_end_to_end_with_the_pulumi_cli(tmp_path: Path) -> None:
-    result = _demo(tmp_path / "demo")
+    # As `make demo` runs it once `make cli` has built the CLI: .tools/bin on PATH.
+    cli = find_cli()
+    assert cli is not None
+    result = _demo(tmp_path / "demo", path=os.pathsep.join([str(Path(cli).parent),
+                                                            os.environ["PATH"]]))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "engine: the Pulumi CLI" in result.stdout
-    assert "Test mail from Qlik tenant demo" in result.stdout
-    assert "the tenant holds sender_name = 'Demo reports' again" in result.stdout
+    # The same story as offline, told from the real engine's events and output.
+    _check_output(result.stdout)
+    assert re.search(r"^    engine: the Pulumi CLI v\d+\.\d+\.\d+, local backend file://",
+                     result.stdout, re.M), result.stdout
+    assert "offline runner" not in result.stdout
+    # The CLI's own report is shown, e.g. its plan for the first preview.
+    assert "Previewing update (demo)" in result.stdout
+    # The stacks live in the demo's file backend, with no stack file in the clone.
+    assert list((tmp_path / "demo" / "pulumi-state").rglob("demo.json"))
+    assert not list(REPO.glob("Pulumi.demo*.yaml"))
