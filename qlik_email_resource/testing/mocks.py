@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import grpc
@@ -378,6 +378,60 @@ class EngineMonitor(MockMonitor):
                 urn=self.make_urn(request.parent, request.type, request.name),
                 result=resource_pb2.Result.FAIL,
             )
+
+
+def refresh(stub: Any, resource: ResourceState) -> tuple[ResourceState | None, tuple[str, ...]]:
+    """RefreshStep.Apply (step.go): Read, then the provider's Diff framed as "what an
+    up of the unchanged program would change" (the new state as the olds, the old
+    inputs as the news). Returns the refreshed state (None: gone) and its drift,
+    which is empty unless that Diff finds changes (RefreshStep.ResultOp)."""
+    answer = call_provider(
+        "read", resource.urn, stub.Read,
+        provider_pb2.ReadRequest(
+            id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
+            properties=to_struct(unwrap_all(resource.outputs)),
+            inputs=to_struct(unwrap_all(resource.inputs)),
+        ),
+    )
+    if not answer.id:
+        return None, ()
+    outputs = from_struct(answer.properties)
+    keys = secret_keys(resource.outputs) | secret_keys(resource.inputs) | secret_keys(outputs)
+    inputs = resource.inputs
+    if answer.HasField("inputs") and answer.inputs.fields:
+        read_inputs = from_struct(answer.inputs)
+        keys |= secret_keys(read_inputs)
+        inputs = rewrap(unwrap_all(read_inputs), keys)
+    refreshed = replace(
+        resource, id=answer.id, inputs=inputs, outputs=rewrap(unwrap_all(outputs), keys)
+    )
+    diff = call_provider(
+        "diff", resource.urn, stub.Diff,
+        provider_pb2.DiffRequest(
+            id=answer.id, urn=resource.urn, name=resource.name, type=resource.type,
+            olds=to_struct(unwrap_all(refreshed.outputs)),
+            news=to_struct(unwrap_all(resource.inputs)),
+            old_inputs=to_struct(unwrap_all(refreshed.inputs)),
+        ),
+    )
+    if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
+        return refreshed, ()
+    input_drift = _drift(resource.inputs, refreshed.inputs)
+    if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
+        # diffResource: an unknown answer becomes a comparison of the inputs.
+        return refreshed, input_drift
+    # Name the declared fields that moved; a provider that finds a change no input
+    # shows gets the changed outputs named instead.
+    declared = set(unwrap_all(resource.inputs)) | set(unwrap_all(refreshed.inputs))
+    output_drift = _drift(resource.outputs, refreshed.outputs)
+    fields = tuple(sorted(set(input_drift) | {k for k in output_drift if k in declared}))
+    return refreshed, fields or output_drift
+
+
+def _drift(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
+    plain_old, plain_new = unwrap_all(old), unwrap_all(new)
+    keys = (set(plain_old) | set(plain_new)) - {PROVIDER_KEY}
+    return tuple(sorted(k for k in keys if plain_old.get(k) != plain_new.get(k)))
 
 
 def delete(stub: Any, resource: ResourceState) -> None:

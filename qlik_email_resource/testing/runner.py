@@ -3,8 +3,9 @@
 The program runs under ``pulumi.runtime`` mocks; ``EngineMocks`` forwards its
 dynamic resources to the real provider server and every resource to the real
 policy analyzers. ``up`` runs the program twice, as ``pulumi up`` does (a
-preview, then the update): the preview pass runs Check, Diff and the policies,
-and a mandatory violation stops the run before anything is written.
+preview, then the update): the preview pass runs Check, the policies and Diff,
+and a mandatory violation stops the run before anything is written; the update
+pass checks the policies again, and the stack policies judge its final outputs.
 
 Runs are serialised by a process-wide lock: the Pulumi SDK keeps its runtime in
 module globals and context variables, and a program directory needs the
@@ -33,26 +34,19 @@ from typing import Any
 import grpc
 import pulumi
 import pulumi.runtime
-from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from qlik_email_resource.testing import policy_config
-from qlik_email_resource.testing.grpc_servers import (
-    AnalyzerServer,
-    ProviderServer,
-    from_struct,
-    to_struct,
-)
+from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
 from qlik_email_resource.testing.mocks import (
-    PROVIDER_KEY,
     EngineMocks,
     EngineMonitor,
     analyzer_error,
-    call_provider,
     delete,
     policy_properties,
+    refresh,
     violations_from,
 )
 from qlik_email_resource.testing.project import ProjectConfig, assemble_config, load_project
@@ -70,7 +64,6 @@ from qlik_email_resource.testing.state import (
     StackState,
     StateFile,
     is_secret,
-    rewrap,
     secret_keys,
     unwrap_all,
     wrap_secret,
@@ -198,7 +191,8 @@ class OfflineStack:
                     kept.append(resource)
                     result.steps.append(Step(resource.urn, resource.type, "read"))
                     continue
-                refreshed, drift = self._refresh_one(resource, config)
+                stub = self._provider(config.values).stub
+                refreshed, drift = refresh(stub, resource)
                 if refreshed is None:
                     result.steps.append(Step(resource.urn, resource.type, "delete"))
                     continue
@@ -496,53 +490,6 @@ class OfflineStack:
     def _track(self, server: ProviderServer | AnalyzerServer) -> None:
         self._servers.append(server)
 
-    def _refresh_one(
-        self, resource: ResourceState, config: StackConfig
-    ) -> tuple[ResourceState | None, tuple[str, ...]]:
-        """RefreshStep.Apply: Read, then the provider's Diff framed as "what an up of
-        the unchanged program would change" (new state as the olds, old inputs as
-        the news); only a Diff with changes is drift."""
-        stub = self._provider(config.values).stub
-        answer = call_provider(
-            "read", resource.urn, stub.Read,
-            provider_pb2.ReadRequest(
-                id=resource.id, urn=resource.urn, name=resource.name, type=resource.type,
-                properties=to_struct(unwrap_all(resource.outputs)),
-                inputs=to_struct(unwrap_all(resource.inputs)),
-            ),
-        )
-        if not answer.id:
-            return None, ()
-        outputs = from_struct(answer.properties)
-        keys = secret_keys(resource.outputs) | secret_keys(resource.inputs) | secret_keys(outputs)
-        inputs = resource.inputs
-        if answer.HasField("inputs") and answer.inputs.fields:
-            read_inputs = from_struct(answer.inputs)
-            keys |= secret_keys(read_inputs)
-            inputs = rewrap(unwrap_all(read_inputs), keys)
-        refreshed = dataclasses.replace(
-            resource, id=answer.id, inputs=inputs, outputs=rewrap(unwrap_all(outputs), keys)
-        )
-        diff = call_provider(
-            "diff", resource.urn, stub.Diff,
-            provider_pb2.DiffRequest(
-                id=answer.id, urn=resource.urn, name=resource.name, type=resource.type,
-                olds=to_struct(unwrap_all(refreshed.outputs)),
-                news=to_struct(unwrap_all(resource.inputs)),
-                old_inputs=to_struct(unwrap_all(refreshed.inputs)),
-            ),
-        )
-        if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
-            return refreshed, ()
-        input_drift = _drift(resource.inputs, refreshed.inputs)
-        if diff.changes == provider_pb2.DiffResponse.DIFF_UNKNOWN:
-            # diffResource: an unknown answer becomes a comparison of the inputs.
-            return refreshed, input_drift
-        declared = set(unwrap_all(resource.inputs)) | set(unwrap_all(refreshed.inputs))
-        output_drift = _drift(resource.outputs, refreshed.outputs)
-        fields = tuple(sorted(set(input_drift) | {k for k in output_drift if k in declared}))
-        return refreshed, fields or output_drift
-
     def _delete(self, resource: ResourceState, config: StackConfig) -> None:
         if resource.dynamic and resource.custom:
             delete(self._provider(config.values).stub, resource)
@@ -665,12 +612,6 @@ def _mask(outputs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _mandatory(violations: list[Violation]) -> list[Violation]:
     return [v for v in violations if v.level == "mandatory"]
-
-
-def _drift(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
-    plain_old, plain_new = unwrap_all(old), unwrap_all(new)
-    keys = (set(plain_old) | set(plain_new)) - {PROVIDER_KEY}
-    return tuple(sorted(k for k in keys if plain_old.get(k) != plain_new.get(k)))
 
 
 def _copy_state(state: StackState) -> StackState:
