@@ -144,9 +144,8 @@ def audit_tenant(
     verify: bool,
 ) -> AuditRow:
     """One tenant, never raising: a failure becomes the row's error."""
-    from qlik_email_resource.client import QlikClient
+    from qlik_email_resource.fleet.live import client_for
     from qlik_email_resource.mapping import flatten, is_configured
-    from qlik_email_resource.settings import Settings
 
     started = time.monotonic()
     row = AuditRow(tenant=tenant.name, url=tenant.url)
@@ -154,15 +153,7 @@ def audit_tenant(
     try:
         resolved = tenant.resolve()
         secrets = resolved.secret_values()
-        client = QlikClient(
-            Settings(
-                tenant_url=tenant.url,
-                api_key=resolved.api_key,
-                client_id=resolved.client_id,
-                client_secret=resolved.client_secret,
-                ca_bundle=tenant.ca_bundle,
-            )
-        )
+        client = client_for(resolved)
         try:
             answer = client.get_config()
             row.calls += 1

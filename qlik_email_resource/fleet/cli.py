@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
         "tenant test its SMTP connection), run the policy pack's rules on it and report. "
         "Needs no Pulumi state and no Pulumi CLI.",
     )
-    _common(audit, parallel=16)
+    _common(audit, parallel=32)
     _packs_options(audit)
     audit.add_argument(
         "--verify", action="store_true",

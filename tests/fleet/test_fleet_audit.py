@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import yaml
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.cli import main
+from tests.fleet.browser import dump_dom, needs_chromium
 
 GOOD = ["good-1", "good-2", "good-3"]
 PLAIN = "plain-smtp"  # security_type none: email-tls-required (mandatory) fails
@@ -174,15 +174,11 @@ def test_fleet_audit_html_is_one_self_contained_page(audit: Audit, tmp_path: Pat
     assert audit.leaks(text) == []
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs chromium (apt-get install -y chromium)")
+@needs_chromium
 def test_fleet_audit_html_in_a_real_headless_browser(audit: Audit, tmp_path: Path) -> None:
     page = tmp_path / "audit.html"
     audit.run("--html", str(page))
-    dom = _dump_dom(f"{page.as_uri()}#sort=tenant", tmp_path)
+    dom = dump_dom(f"{page.as_uri()}#sort=tenant", tmp_path / "profile")
     # the summary, as a reader sees it
     assert "Email configuration audit" in dom
     assert '<div class="card" data-card="compliant"><b>4</b>compliant</div>' in dom
@@ -191,19 +187,6 @@ def test_fleet_audit_html_in_a_real_headless_browser(audit: Audit, tmp_path: Pat
     assert 'data-sorted-by="tenant"' in dom
     order = [chunk.split('"')[0] for chunk in dom.split('data-tenant="')[1:]]
     assert order == sorted(TENANTS)
-
-
-def _dump_dom(url: str, tmp_path: Path) -> str:
-    chromium = _chromium()
-    assert chromium is not None
-    done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_fleet_audit_runs_without_pulumi_and_from_the_console_script(
