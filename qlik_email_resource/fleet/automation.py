@@ -40,6 +40,7 @@ from qlik_email_resource.fleet.report import (
     PolicyFinding,
     TenantResult,
     redact,
+    redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
 
@@ -168,15 +169,21 @@ class AutomationBackend:
             return TenantResult(
                 tenant=tenant.name,
                 result=BLOCKED if events.mandatory() else FAILED,
-                changes=events.changes(desired_inputs(tenant)),
+                changes=redact_changes(
+                    events.changes(desired_inputs(tenant)), resolved.secret_values()
+                ),
                 violations=events.findings,
                 error=in_tenants_file_terms(
                     redact(message, resolved.secret_values()), tenant
                 ),
                 seconds=time.monotonic() - started,
-                drift=events.drift(),
+                drift=redact_changes(events.drift(), resolved.secret_values()),
             )
-        return self._result(resolved, operation, options, events, stack_outputs, started)
+        result = self._result(resolved, operation, options, events, stack_outputs, started)
+        secrets = resolved.secret_values()
+        result.changes = redact_changes(result.changes, secrets)
+        result.drift = redact_changes(result.drift, secrets)
+        return result
 
     def _result(
         self,

@@ -34,6 +34,7 @@ from qlik_email_resource.fleet.report import (
     PolicyFinding,
     TenantResult,
     redact,
+    redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
 
@@ -293,12 +294,12 @@ class _Outcome:
         return TenantResult(
             tenant=self.tenant,
             result=self.result,
-            changes=self.changes,
+            changes=redact_changes(self.changes, secrets),
             violations=self.violations,
             verification=verification(said) if self.result != FAILED else "-",
             error=in_tenants_file_terms(redact(self.error, secrets), resolved.tenant),
             seconds=seconds,
-            drift=self.drift,
+            drift=redact_changes(self.drift, secrets),
             unexpected_changes=unexpected,
         )
 

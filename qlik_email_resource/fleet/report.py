@@ -123,6 +123,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return redact_secrets(text, secrets)
 
 
+def redact_changes(changes: Sequence[FieldChange], secrets: Iterable[str]) -> list[FieldChange]:
+    """``changes`` with any secret value scrubbed from the old and new values: a
+    password pasted into ``sender_name`` must not reach the table or the JSON."""
+    values = [s for s in secrets if s]
+
+    def clean(value: Any) -> Any:
+        return redact(value, values) if isinstance(value, str) and values else value
+
+    return [
+        FieldChange(c.field, clean(c.old), clean(c.new), c.secret) for c in changes
+    ]
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "(unset)"

@@ -429,3 +429,22 @@ def test_fleet_offline_error_hint_names_the_tenants_file_key(
     error = next(line for line in run.out.splitlines() if line.startswith("  tenant-19: "))
     assert "$KEY_TENANT_19 (tenants.tenant-19: api_key_env: KEY_TENANT_19)" in error, error
     assert "qlik:apiKey" not in error and "QLIK_API_KEY" not in error
+
+
+def test_fleet_offline_a_secret_pasted_into_a_setting_is_not_shown(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    emu = fleet.emu
+    emu.reset()
+    password = emu.info["smtp"]["password"]
+    names = ["--tenant", "tenant-08"]
+    assert _run(fleet, "up", tmp_path / "state", *names).code == 0
+    # someone pastes the SMTP password into the sender name
+    pasted = _edited(fleet, tmp_path, lambda d: d["tenants"]["tenant-08"].update(
+        email={"sender_name": f"{password} reports"}))
+    report = tmp_path / "report.json"
+    run = _run(pasted, "preview", tmp_path / "state", *names, "--json", str(report))
+    assert run.row("tenant-08")[:3] == [
+        "tenant-08", "would update", "sender_name: (unset) → '[secret] reports'"
+    ]
+    assert password not in report.read_text()  # _run scanned the table and progress

@@ -130,3 +130,15 @@ def test_fleet_report_progress_in_ci_is_quiet(monkeypatch) -> None:
 
 def test_fleet_report_redact_replaces_every_secret() -> None:
     assert redact("key abc and abcdef", ["abc", "abcdef", ""]) == "key [secret] and [secret]"
+
+
+def test_fleet_report_redact_changes_scrubs_values_not_fields() -> None:
+    from qlik_email_resource.fleet.report import redact_changes
+
+    cleaned = redact_changes(
+        [FieldChange("sender_name", "pw-123 reports", "x"), FieldChange("email_password",
+                                                                        secret=True)],
+        ["pw-123"],
+    )
+    assert cleaned[0] == FieldChange("sender_name", "[secret] reports", "x")
+    assert cleaned[1] == FieldChange("email_password", secret=True)
