@@ -4,8 +4,10 @@ Each figure is a count, or a ratio of two things measured side by side in the
 same run on the same machine (machines here are noisy: absolute times are shown
 for context only). Goals are stated as met or with the gap.
 
-    python benchmarks/run.py            # 200 tenants, about 5-8 minutes on 2 cores
-    python benchmarks/run.py --quick    # 30 tenants, about 1-2 minutes
+    python benchmarks/run.py            # 200 tenants, about 5-8 minutes on 2 cores,
+                                        # plus 30-40 for the real CLI's fleet (section 7)
+    python benchmarks/run.py --quick    # 30 tenants, about 1-2 minutes, plus 5 for the CLI
+    CLI_TENANTS=20 python benchmarks/run.py --only-cli   # the real CLI's figures, quickly
 
 The emulator runs in a process of its own (`python -m qlik_email_resource.emulator`),
 the fleet through its CLI (`python -m qlik_email_resource.fleet ... --offline`), the
@@ -364,11 +366,11 @@ class FleetRun:
 
 
 def run_fleet(emu: EmulatorProcess, tenants_file: Path, env: Mapping[str, str],
-              state_dir: Path, parallel: int) -> FleetRun:
+              state_dir: Path, parallel: int, offline: bool = True) -> FleetRun:
     emu.clear_requests()
     argv = [sys.executable, "-m", "qlik_email_resource.fleet", "up", str(tenants_file),
-            "--offline", "--policy-pack", str(ROOT / "policies"), "--parallel", str(parallel),
-            "--state-dir", str(state_dir)]
+            *(["--offline"] if offline else []), "--policy-pack", str(ROOT / "policies"),
+            "--parallel", str(parallel), "--state-dir", str(state_dir)]
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env},
                           cwd=ROOT)
@@ -511,21 +513,169 @@ def provider_size(report: Report) -> None:
                note=f"{len(raw)} bytes of pickle, base64-encoded; pickled by reference")
 
 
+# --- 7. the real Pulumi CLI ---------------------------------------------------------------------
+# Figures of the real engine (`make cli` builds it; docs/cli.md), side by side with the offline
+# runner. CLI_TENANTS in the environment sets a smaller fleet for a quick run.
+
+
+def cli_environ(folder: Path) -> dict[str, str]:
+    """The environment the CLI runs in: its own home, a passphrase, nothing fetched."""
+    from qlik_email_resource import pulumi_cli
+
+    (folder / "pulumi-home").mkdir(parents=True, exist_ok=True)
+    return {
+        "PULUMI_HOME": str(folder / "pulumi-home"),
+        "PULUMI_CONFIG_PASSPHRASE": "bench-only",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        **pulumi_cli.plugin_environ(),
+    }
+
+
+def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[float],
+                                                                           list[float]]:
+    """No-op `up` of the repo program's stack, with the policy pack: real CLI, offline runner.
+
+    Both start their provider host and policy pack anew for each run; the program runs
+    in this process in both (the CLI gets it through the Automation API, `--client`).
+    """
+    import shutil
+
+    from pulumi import automation as auto
+
+    from qlik_email_resource import pulumi_cli
+    from qlik_email_resource.testing import OfflineStack, Secret
+
+    tenant = emu.tenant("bench")
+    smtp = emu.info["smtp"]
+    plain = {"qlik:tenantUrl": tenant["url"], "qlik:caBundle": emu.ca_file,
+             "email:serverAddress": "email-smtp.eu-west-2.amazonaws.com",
+             "email:serverPort": "465", "email:username": smtp["username"],
+             "email:emailAddress": "reports@example.com"}
+    secret = {"qlik:apiKey": tenant["api_key"], "email:password": smtp["password"]}
+    policy = {"email-tenant-url": {"allowLocalhost": True}}
+    folder.mkdir(parents=True, exist_ok=True)
+    policy_file = folder / "policy.json"
+    policy_file.write_text(json.dumps(policy))
+
+    project = folder / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copyfile(ROOT / name, project / name)
+    (folder / "backend").mkdir()
+    workspace = auto.LocalWorkspace(
+        work_dir=str(project), program=pulumi_cli.program_from_file(project / "__main__.py"),
+        env_vars={**cli_environ(folder), "PULUMI_BACKEND_URL": (folder / "backend").as_uri()},
+    )
+    stack = auto.Stack.create("bench", workspace)
+    stack.set_all_config({**{k: auto.ConfigValue(v) for k, v in plain.items()},
+                          **{k: auto.ConfigValue(v, secret=True) for k, v in secret.items()}})
+    pack = pulumi_cli.policy_pack_for_cli(ROOT / "policies", folder)
+
+    def cli_up() -> Any:
+        return stack.up(policy_packs=[pack], policy_pack_configs=[str(policy_file)])
+
+    def offline_up() -> Any:
+        config = {**plain, **{k: Secret(v) for k, v in secret.items()}}
+        with OfflineStack(str(ROOT), project="email", stack="bench", config=config,
+                          state_file=str(folder / "offline.json"), policy_packs=[ROOT / "policies"],
+                          policy_config=policy, quiet=True) as offline:
+            return offline.up()
+
+    cli_up()
+    offline_up()  # the first ups create; the timed ones change nothing
+    cli_times: list[float] = []
+    offline_times: list[float] = []
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        started = time.perf_counter()
+        result = cli_up()
+        cli_times.append(time.perf_counter() - started)
+        assert result.summary.resource_changes == {"same": 2}, result.summary.resource_changes
+        started = time.perf_counter()
+        offline = offline_up()
+        offline_times.append(time.perf_counter() - started)
+        assert {s.op for s in offline.steps} == {"same"}, offline.steps
+    return cli_times, offline_times
+
+
+def cli(report: Report, count: int, runs: int) -> None:
+    from qlik_email_resource import pulumi_cli
+
+    pulumi = pulumi_cli.find_pulumi()
+    if pulumi is None:
+        print("7. the real Pulumi CLI: skipped, no `pulumi` on PATH (`make cli` builds it)",
+              flush=True)
+        report.add("cli", "real CLI figures", "skipped", note="no pulumi on PATH")
+        return
+    count = int(os.environ.get("CLI_TENANTS", count))
+    version = subprocess.run([pulumi, "version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    print(f"7. the real Pulumi CLI {version}: one stack, then a fleet of {count} tenants "
+          "(Automation API backend)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="qlik-bench-cli-") as tmp:
+        folder = Path(tmp)
+        with emulator(["bench"]) as emu:
+            cli_times, offline_times = one_stack_noop(emu, folder / "one", runs)
+        ratio = median(cli_times) / median(offline_times)
+        report.add("cli", "no-op up of one stack: real CLI / offline runner", f"{ratio:.2f}x",
+                   note=f"CLI {median(cli_times):.2f} s, offline runner "
+                   f"{median(offline_times):.2f} s (median of {runs}); both start the provider "
+                   "host and the policy pack, the CLI also its engine and plugin host")
+
+        names = tenant_names(count)
+        with emulator(names, smtp_delay=SMTP_DELAY) as emu:
+            tenants_file, env = fleet_files(emu, names, folder)
+            env = {**env, **cli_environ(folder)}
+            serial = run_fleet(emu, tenants_file, env, folder / "cli-p1", 1, offline=False)
+            print(f"  CLI roll-out --parallel 1: {serial.seconds:.1f} s", flush=True)
+            emu.reset()
+            parallel = run_fleet(emu, tenants_file, env, folder / "cli-p16", 16, offline=False)
+            print(f"  CLI roll-out --parallel 16: {parallel.seconds:.1f} s", flush=True)
+            noop = run_fleet(emu, tenants_file, env, folder / "cli-p16", 16, offline=False)
+            print(f"  CLI no-op reconcile (refresh + up): {noop.seconds:.1f} s", flush=True)
+            naive = naive_loop(emu, names)
+            print(f"  naive tutorial loop: {naive.seconds:.1f} s", flush=True)
+    for label, run in (("--parallel 1", serial), ("--parallel 16", parallel), ("no-op", noop)):
+        if run.exit_code != 0 or run.failed_tenants():
+            raise SystemExit(f"the CLI fleet run {label} had failures:\n{run.output[-3000:]}")
+    speedup = serial.seconds / parallel.seconds
+    report.add("cli", f"first roll-out, {count} tenants: --parallel 1 / --parallel 16",
+               f"{speedup:.2f}x", ">= 3x", verdict(speedup >= 3, f"{3 - speedup:.2f}x short"),
+               note=f"{serial.seconds:.1f} s vs {parallel.seconds:.1f} s "
+               f"({serial.seconds / count:.2f} s and {parallel.seconds / count:.2f} s a tenant); "
+               "each tenant is its own `pulumi` process, provider host and policy pack")
+    faster = naive.seconds / noop.seconds
+    report.add("cli", f"no-op reconcile, {count} tenants: naive loop / ours (CLI)",
+               f"{faster:.2f}x", ">= 10x", verdict(faster >= 10, f"{10 - faster:.1f}x short"),
+               note=f"ours {noop.seconds:.1f} s ({noop.seconds / count:.2f} s a tenant, "
+               f"--parallel 16), naive {naive.seconds:.1f} s ({naive.seconds / count:.2f} s "
+               f"a tenant); ours wrote {noop.writes} times in {len(noop.requests)} calls")
+    report.raw["cli"] = {"one_stack": {"cli": cli_times, "offline": offline_times},
+                         **{k: {"seconds": v.seconds, "writes": v.writes,
+                                "calls": len(v.requests), "throttled": v.throttled}
+                            for k, v in (("serial", serial), ("parallel16", parallel),
+                                         ("noop", noop), ("naive", naive))}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 tenants, fewer repetitions")
     parser.add_argument("--tenants", type=int, help="fleet size (default 200, --quick 30)")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
+    parser.add_argument("--only-cli", action="store_true",
+                        help="only the real-CLI figures (section 7)")
     args = parser.parse_args(argv)
     count = args.tenants or (30 if args.quick else 200)
     runs = 3 if args.quick else 7
     report = Report()
     started = time.perf_counter()
-    calls_per_operation(report)
-    cold_start(report, runs)
-    import_cost(report, runs)
-    provider_size(report)
-    fleet(report, count)
+    if not args.only_cli:
+        calls_per_operation(report)
+        cold_start(report, runs)
+        import_cost(report, runs)
+        provider_size(report)
+        fleet(report, count)
+    cli(report, count, runs)
     elapsed = time.perf_counter() - started
     print(f"\nqlik-email-resource benchmarks ({count} tenants, {elapsed:.0f} s, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n")
