@@ -29,8 +29,16 @@ from tests.conformance.observe import (
     by_resource,
     resource_name,
 )
-from tests.conformance.offline_engine import PROGRAMS, RESOURCE_TYPE, ROOT, rendered
-from tests.conformance.scenarios import BLOCKED, FAILED, OK, POLICY_CONFIG, Scenario
+from tests.conformance.scenarios import (
+    BLOCKED,
+    FAILED,
+    OK,
+    POLICY_CONFIG,
+    PROGRAMS,
+    RESOURCE_TYPE,
+    ROOT,
+    Scenario,
+)
 
 ENGINE = "cli"
 
@@ -49,17 +57,15 @@ def run_cli(scenario: Scenario, emulator: Emulator, workdir: Path) -> ScenarioRu
     project = cli.project(PROGRAMS[scenario.program], name=scenario.stack)
     stack = project.stack(scenario.stack)
     policy = _policy_args(cli)
-    config: dict[str, Any] = dict(scenario.config)
     applied: dict[str, Any] = {}
     try:
-        for step in scenario.steps:
-            config = {k: v for k, v in {**config, **step.config}.items() if v is not None}
+        for step, config in scenario.configured_steps():
             for action in step.setup:
                 tenants.apply(action)
             mark = tenants.mark()
             events = Events(tenants)
             try:
-                applied = _configure(project, stack, rendered(tenants, config), applied)
+                applied = _configure(project, stack, tenants.stack_config(config), applied)
                 _command(stack, step.command, policy, events)
                 outcome, error = OK, ""
             except auto.CommandError as exc:

@@ -9,8 +9,7 @@ import pytest
 
 from qlik_email_resource.testing.grpc_servers import AnalyzerServer
 from tests.conformance.observe import ScenarioRun
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conformance.scenarios import ROOT
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ comparing: `<url:A>`, `<tenant_id:A>`. Nothing else is normalised.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +92,14 @@ class Tenants:
         if isinstance(value, list | tuple):
             return [self.render(item) for item in value]
         return value
+
+    def stack_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Stack config for these tenants; a list value becomes JSON (a program input)."""
+        result: dict[str, Any] = {}
+        for key, value in config.items():
+            value = self.render(value)
+            result[key] = json.dumps(value) if isinstance(value, list) else value
+        return result
 
     def _fill(self, match: re.Match[str]) -> str:
         name, role = match.group(1), match.group(2)

@@ -9,7 +9,6 @@ The policy pack's analyzer is shared by the whole corpus (one policy config).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.testing import (
@@ -29,11 +28,16 @@ from tests.conformance.observe import (
     by_resource,
     resource_name,
 )
-from tests.conformance.scenarios import BLOCKED, FAILED, OK, POLICY_CONFIG, Scenario
+from tests.conformance.scenarios import (
+    BLOCKED,
+    FAILED,
+    OK,
+    POLICY_CONFIG,
+    PROGRAMS,
+    RESOURCE_TYPE,
+    Scenario,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = {"main": ROOT, "multi": Path(__file__).resolve().parent / "program"}
-RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 ENGINE = "offline"
 
 
@@ -43,14 +47,12 @@ def run_offline(
     tenants = Tenants(emulator, scenario, ENGINE)
     run = ScenarioRun(ENGINE, scenario)
     state_file = workdir / f"{scenario.stack}.json"
-    config: dict[str, Any] = dict(scenario.config)
-    for step in scenario.steps:
-        config = _merged(config, step.config)
+    for step, config in scenario.configured_steps():
         for action in step.setup:
             tenants.apply(action)
         mark = tenants.mark()
         stack = OfflineStack(
-            PROGRAMS[scenario.program], stack=scenario.stack, config=rendered(tenants, config),
+            PROGRAMS[scenario.program], stack=scenario.stack, config=tenants.stack_config(config),
             state_file=state_file, analyzer=analyzer, policy_config=POLICY_CONFIG, quiet=True,
         )
         with stack:
@@ -71,22 +73,6 @@ def run_offline(
             (r.name, r.delete, r.outputs) for r in state.resources if r.type == RESOURCE_TYPE
         )
     return run
-
-
-def rendered(tenants: Tenants, config: dict[str, Any]) -> dict[str, Any]:
-    """Stack config with placeholders filled in; list values become JSON (program input)."""
-    import json
-
-    result: dict[str, Any] = {}
-    for key, value in config.items():
-        value = tenants.render(value)
-        result[key] = json.dumps(value) if isinstance(value, list) else value
-    return result
-
-
-def _merged(config: dict[str, Any], changes: Any) -> dict[str, Any]:
-    merged = {**config, **changes}
-    return {key: value for key, value in merged.items() if value is not None}
 
 
 def _step(stack: OfflineStack, command: str, tenants: Tenants) -> StepRecord:

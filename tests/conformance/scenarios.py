@@ -18,11 +18,17 @@ Strings may hold placeholders that each engine fills in for its own tenants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qlik_email_resource.testing import Secret
+
+ROOT = Path(__file__).resolve().parents[2]
+# `main`: the repository's program; `multi`: resources described by config.
+PROGRAMS = {"main": ROOT, "multi": Path(__file__).resolve().parent / "program"}
+RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 
 OK, BLOCKED, FAILED = "ok", "blocked", "failed"
 MANDATORY, ADVISORY = "mandatory", "advisory"
@@ -93,6 +99,14 @@ class Scenario:
     @property
     def stack(self) -> str:
         return f"conf-{self.name}"
+
+    def configured_steps(self) -> Iterator[tuple[Step, dict[str, Any]]]:
+        """Each step with the stack config it runs with (changes accumulate; None removes)."""
+        config = dict(self.config)
+        for step in self.steps:
+            merged = {**config, **step.config}
+            config = {key: value for key, value in merged.items() if value is not None}
+            yield step, dict(config)
 
 
 NO_POLICY: frozenset[tuple[str, str]] = frozenset()
