@@ -118,6 +118,7 @@ def test_fleet_automation_up_twice_against_the_emulator(
 
 
 @needs_cli
+@pytest.mark.timeout(900)  # about 90 CPU-seconds of CLI and plugin processes on 2 cores
 def test_fleet_automation_twenty_tenants_parallel_one_failing_isolated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
