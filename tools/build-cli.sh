@@ -46,8 +46,8 @@ started=$(date +%s)
 # an interrupted build never leaves a broken binary behind.
 go build -C "$module" -buildvcs=false \
     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$pinned" \
-    -o "$bin/pulumi.partial" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-mv -f "$bin/pulumi.partial" "$bin/pulumi"
+    -o "$bin/pulumi.partial.$$" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+mv -f "$bin/pulumi.partial.$$" "$bin/pulumi"
 
 # The dynamic provider plugin is a shell script of the SDK module (the CLI's release
 # archive bundles the same file); the engine finds it beside the pulumi binary.
