@@ -41,6 +41,7 @@ mkdir -p "$bin"
 echo "make cli: building pulumi $pinned from its Go modules into $bin (about 6 minutes on" \
      "2 cores the first time; Go's caches make later builds quick)"
 started=$(date +%s)
+trap 'rm -f "$bin/pulumi.partial.$$"' EXIT
 # The version is stamped as the release build does; without it `pulumi version` is
 # empty and the Automation API cannot check the CLI. Built to a temporary name so
 # an interrupted build never leaves a broken binary behind.
