@@ -147,3 +147,44 @@ def test_fleet_cli_without_pulumi_cli_says_how_to_proceed(
     assert main(["preview", str(path)]) == 2
     err = capsys.readouterr().err
     assert "the Pulumi CLI is not on PATH" in err and "--offline" in err
+
+
+@pytest.mark.parametrize("port", [465, 465.0, "465", " 465 "])
+def test_fleet_tenants_port_reads_as_the_resource_reads_it(port: object) -> None:
+    # issue #10: the resource takes 465.0 (protobuf numbers are floats); so does the file
+    data = {"tenants": {"t1": {"url": "https://a.example.com", "api_key_env": "K",
+                               "email": {"server_port": port}}}}
+    (tenant,) = parse(data, "tenants.yaml", {}).tenants
+    assert tenant.email["server_port"] == 465 and type(tenant.email["server_port"]) is int
+
+
+@pytest.mark.parametrize("port", [465.5, "²", True, 70000])
+def test_fleet_tenants_port_refuses_what_the_resource_refuses(port: object) -> None:
+    data = {"tenants": {"t1": {"url": "https://a.example.com", "api_key_env": "K",
+                               "email": {"server_port": port}}}}
+    assert "tenants.t1.email.server_port: must be an integer port" in _errors(data)
+
+
+@pytest.mark.parametrize(
+    ("policy_config", "expected"),
+    [
+        (["email-tls-required"], "policy_config: must map policy names"),
+        ({"email-tls-required": 3}, "policy_config.email-tls-required: must be an enforcement"),
+        ({"email-tls-required": {"enforcementLevel": "strict"}},
+         "policy_config.email-tls-required.enforcementLevel: 'strict' is not an enforcement"),
+        ({"all": {"enforcementLevel": "advisory", "allowedPorts": [1]}},
+         "policy_config.all: `all` sets the enforcement level of every policy"),
+    ],
+)
+def test_fleet_tenants_policy_config_shape_and_levels(policy_config: object, expected: str) -> None:
+    data = {"tenants": {"t1": {"url": "https://a.example.com", "api_key_env": "K"}},
+            "policy_config": policy_config}
+    assert expected in _errors(data)
+
+
+def test_fleet_tenants_policy_config_shorthand_is_a_level() -> None:
+    data = {"tenants": {"t1": {"url": "https://a.example.com", "api_key_env": "K"}},
+            "policy_config": {"email-verify-on-apply": "mandatory", "all": "advisory"}}
+    fleet = parse(data, "tenants.yaml", {})
+    assert fleet.policy_config == {"email-verify-on-apply": {"enforcementLevel": "mandatory"},
+                                   "all": {"enforcementLevel": "advisory"}}
