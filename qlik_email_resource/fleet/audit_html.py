@@ -32,7 +32,7 @@ tr.compliant td:first-child { border-left: 4px solid #2e7d32; }
 .v-advisory, .v-remediate { color: #a66b00; } .v-n\\/a, .v-disabled { color: #8a93a6; }
 .bar { background: #e3e7ee; border-radius: 3px; height: .6rem; width: 10rem; }
 .bar span { display: block; background: #2e7d32; height: 100%; border-radius: 3px; }
-td.msg { color: #5b6477; font-size: 12px; max-width: 40rem; }
+td.msg { color: #5b6477; font-size: 12px; min-width: 32rem; max-width: 48rem; }
 """
 
 # Sorts the tenants table by a header click or by #sort=<column>[-desc] in the URL.
