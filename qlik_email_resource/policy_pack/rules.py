@@ -468,7 +468,9 @@ ONE_CONFIG_PER_TENANT = "email-one-config-per-tenant"
 def one_config_per_tenant(args: StackValidationArgs, report: ReportViolation) -> None:
     seen: dict[str | None, PolicyResource] = {}
     pending_unknown: UnknownValueError | None = None
-    for resource in args.resources:
+    # The engine lists the stack's resources in no fixed order (AnalyzeResources ranges
+    # over a concurrent map): by URN, the same resource is named in every run.
+    for resource in sorted(args.resources, key=lambda r: r.urn):
         if resource.resource_type != RESOURCE_TYPE:
             continue
         try:

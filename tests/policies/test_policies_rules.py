@@ -501,6 +501,18 @@ def test_one_config_per_tenant_three_duplicates_report_two(tutorial: dict[str, A
     assert [u for _, u in found] == [urn("b"), urn("c")]
 
 
+@pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
+def test_one_config_per_tenant_names_the_same_resource_in_any_order(
+    order: tuple[str, str], tutorial: dict[str, Any]
+) -> None:
+    """The engine hands AnalyzeStack its resources in no fixed order (it ranges over
+    a concurrent map: pkg/resource/deploy/step_generator.go, AnalyzeResources), so the
+    rule orders them by URN: the finding is the same in every run and engine."""
+    found = check_stack([(name, tutorial) for name in order])
+    assert [u for _, u in found] == [urn("second")]
+    assert "same tenant as 'first'" in found[0][0]
+
+
 # ------------------------------------------------------------------ helpers, unknowns, robustness
 
 
