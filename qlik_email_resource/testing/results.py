@@ -100,7 +100,14 @@ class RunResult:
 
 
 class OfflineRunError(Exception):
-    """The program, a provider call or the state failed; the message names cause and fix."""
+    """The program, a provider call or the state failed; the message names cause and fix.
+
+    ``result``: what the failed operation did before it stopped (the steps that
+    completed, the policy findings so far, ``ok`` False), or None when it failed
+    before running anything (a bad state file, config or lock).
+    """
+
+    result: RunResult | None = None
 
 
 class PolicyViolationError(OfflineRunError):

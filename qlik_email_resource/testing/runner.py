@@ -34,8 +34,9 @@ from typing import Any
 import grpc
 import pulumi
 import pulumi.runtime
+from pulumi.runtime import rpc
 from pulumi.runtime.settings import SETTINGS, get_root_resource
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import massage, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from qlik_email_resource.testing import policy_config
@@ -149,8 +150,10 @@ class OfflineStack:
         with self._run("preview") as result:
             state, _ = self._read_state()
             config = self._config()
-            plan = self._pass(state, config, preview=True)
+            plan = self._pass(state, config, preview=True, raise_=False)
             self._plan_result(plan, state, result)
+            if plan.error is not None:
+                raise plan.error
             result.ok = not _mandatory(result.violations)
             result.outputs = _mask(plan.outputs)
         return result
@@ -161,8 +164,10 @@ class OfflineStack:
         with self._run("up") as result:
             state, saved = self._read_state()
             config = self._config()
-            plan = self._pass(state, config, preview=True)
+            plan = self._pass(state, config, preview=True, raise_=False)
             self._plan_result(plan, state, result)
+            if plan.error is not None:
+                raise plan.error
             mandatory = _mandatory(result.violations)
             if mandatory:
                 result.ok = False
@@ -261,7 +266,9 @@ class OfflineStack:
         """
         applied = self._pass(state, config, preview=False, raise_=False)
         mocks = applied.mocks
-        result.violations = list(mocks.violations)
+        # `pulumi up` shows the preview's findings, then the update's
+        # (PreviewThenPromptThenExecute); one that both passes report is listed once.
+        result.violations = _distinct(result.violations, mocks.violations)
         result.steps = [r.step for r in mocks.registrations]
         new_state = StackState(self.project, self.stack, outputs=applied.outputs)
         new_state.resources = [r.resource for r in mocks.registrations]
@@ -296,7 +303,7 @@ class OfflineStack:
             self._write_state(new_state, provider)
         result.outputs = _mask(applied.outputs)
         final = self._analyze_stack([r.resource for r in mocks.registrations])
-        result.violations += final
+        result.violations = _distinct(result.violations, final)
         mandatory = _mandatory(final)
         if mandatory:
             result.ok = False
@@ -394,6 +401,13 @@ class OfflineStack:
                 print(f"[{HEADER}] {operation} {self.project}/{self.stack}", flush=True)
             try:
                 yield result
+            except OfflineRunError as exc:
+                result.ok = False
+                if exc.result is None:
+                    # What the operation did before it stopped, for callers that report
+                    # the steps and findings of a failed run too.
+                    exc.result = result
+                raise
             except BaseException:
                 result.ok = False
                 raise
@@ -402,18 +416,24 @@ class OfflineStack:
 
     def _plan_result(self, plan: PassResult, state: StackState, result: RunResult) -> None:
         """The preview's steps (deletes included) and policies (AnalyzeStack on the
-        planned states, as the engine's preview runs it)."""
+        planned states, as the engine's preview runs it).
+
+        After a failed step only what ran before it: the engine generates the deletes
+        when the program has finished, and deploymentExecutor.Execute skips
+        AnalyzeResources when a step failed."""
         mocks = plan.mocks
+        result.steps = [r.step for r in mocks.registrations]
+        result.violations = list(mocks.violations)
+        result.warnings = list(self._policy_warnings)
+        if plan.error is not None:
+            return
         registered = {r.resource.urn for r in mocks.registrations}
-        result.steps = [r.step for r in mocks.registrations] + [
+        result.steps += [
             Step(r.urn, r.type, "delete")
             for r in reversed(state.resources)
             if r.delete or r.urn not in registered
         ]
-        result.violations = list(mocks.violations) + self._analyze_stack(
-            [r.resource for r in mocks.registrations]
-        )
-        result.warnings = list(self._policy_warnings)
+        result.violations += self._analyze_stack([r.resource for r in mocks.registrations])
 
     def _analyze_stack(self, resources: Sequence[ResourceState]) -> list[Violation]:
         """AnalyzeStack on each resource's outputs, ``__`` keys left out."""
@@ -560,13 +580,14 @@ def _stop_all(servers: list[ProviderServer | AnalyzerServer]) -> None:
 
 def _stack_outputs() -> dict[str, Any]:
     """``pulumi.export`` values, resolved; secret ones as secret wrappers, unknown ones
-    (a preview's computed values) as UNKNOWN."""
-    from qlik_email_resource.testing.state import wrap_secret
-
+    (a preview's computed values) as UNKNOWN. Only those the engine would receive."""
     root = get_root_resource()
     exported = getattr(root, "outputs", {}) or {}
+    registered = _registered_output_names(exported)
     result: dict[str, Any] = {}
     for name, value in exported.items():
+        if name not in registered:
+            continue
         output = pulumi.Output.from_input(value)
         if not _sync_await(output.is_known()):
             result[name] = UNKNOWN
@@ -575,6 +596,18 @@ def _stack_outputs() -> dict[str, Any]:
         secret = _sync_await(output.is_secret())
         result[name] = wrap_secret(resolved) if secret else resolved
     return result
+
+
+def _registered_output_names(exported: Mapping[str, Any]) -> set[str]:
+    """The names of the stack outputs that reach the engine.
+
+    The SDK registers the exports as Stack._finish does (stack.massage, then
+    register_resource_outputs' rpc.serialize_properties), and serialize_properties
+    drops every top-level property that serializes to None: ``export("x", None)``
+    is no stack output under the CLI. The SDK's own functions decide it here.
+    """
+    serialized = _sync_await(rpc.serialize_properties(massage(dict(exported), []), {}))
+    return set(serialized.keys())
 
 
 def _nothing_to_do(plan: PassResult, state: StackState, result: RunResult) -> bool:
@@ -608,6 +641,11 @@ def _provider_config(config: StackConfig) -> dict[str, Any]:
 
 def _mask(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: MASK if is_secret(v) else v for k, v in outputs.items()}
+
+
+def _distinct(*findings: Sequence[Violation]) -> list[Violation]:
+    """The findings in order, each (policy, level, message, resource) once."""
+    return list(dict.fromkeys(v for group in findings for v in group))
 
 
 def _mandatory(violations: list[Violation]) -> list[Violation]:

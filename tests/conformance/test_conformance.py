@@ -33,22 +33,7 @@ from tests.conformance.scenarios import BY_NAME, SCENARIOS, SMTP_PASSWORDS, Scen
 # Runner divergences from the engine that the corpus found, reported to the runner's
 # owner: scenario -> (why, whether the offline test shows it too). Strict: when the
 # runner is fixed the test passes, the mark fails it, and the entry must go.
-KNOWN_RUNNER_BUGS: dict[str, tuple[str, bool]] = {
-    "policy-unknown": (
-        "the runner's up reports only its update pass's policy diagnostics, dropping the "
-        "preview pass's (here the advisory 'can't run policy ... during preview'); "
-        "`pulumi up` previews first and shows both (pkg/backend/apply.go, "
-        "PreviewThenPromptThenExecute: the preview runs and is displayed before the "
-        "update unless --skip-preview)",
-        True,
-    ),
-    "output-null": (
-        "the runner keeps a stack output whose value is None; the SDK drops it when it "
-        "registers the stack's outputs (pulumi/runtime/rpc.py serialize_properties: "
-        "'We treat properties that serialize to None as if they don't exist')",
-        False,
-    ),
-}
+KNOWN_RUNNER_BUGS: dict[str, tuple[str, bool]] = {}
 
 
 def cases(*, cli: bool) -> list[Any]:
