@@ -568,8 +568,8 @@ def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[
         env_vars={**cli_environ(folder), "PULUMI_BACKEND_URL": (folder / "backend").as_uri()},
     )
     stack = auto.Stack.create("bench", workspace)
-    stack.set_all_config({**{k: auto.ConfigValue(v) for k, v in plain.items()},
-                          **{k: auto.ConfigValue(v, secret=True) for k, v in secret.items()}})
+    pulumi_cli.set_stack_config(stack, {**{k: (v, False) for k, v in plain.items()},
+                                        **{k: (v, True) for k, v in secret.items()}})
     pack = pulumi_cli.policy_pack_for_cli(ROOT / "policies", folder)
 
     def cli_up() -> Any:

@@ -24,9 +24,11 @@ import os
 import runpy
 import shlex
 import shutil
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 LANGUAGE_HOST = "pulumi-language-python"
 
@@ -105,3 +107,38 @@ def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     partial.write_text(text)
     partial.chmod(mode)
     os.replace(partial, path)
+
+
+def set_stack_config(stack: Any, values: Mapping[str, tuple[str, bool]]) -> None:
+    """Set an Automation API stack's config; a secret never goes on a command line.
+
+    ``values`` maps key -> (value, is_secret). ``Stack.set_all_config`` puts every
+    value, secrets included, in the CLI's argv (``config set-all --secret k=v``),
+    where ``ps`` and a failed command's error text show it. Plain values still go
+    that way (one CLI call); each secret is given to ``pulumi config set --secret``
+    on stdin, which the CLI reads when no value is given.
+    """
+    from pulumi import automation as auto
+
+    plain = {k: auto.ConfigValue(value=v) for k, (v, secret) in values.items() if not secret}
+    if plain:
+        stack.set_all_config(plain)
+    workspace = stack.workspace
+    command = getattr(getattr(workspace, "pulumi_command", None), "command", None) or "pulumi"
+    env = {**os.environ, **(workspace.env_vars or {})}
+    for key, (value, secret) in values.items():
+        if not secret:
+            continue
+        done = subprocess.run(
+            [command, "--non-interactive", "config", "set", "--secret", "--stack", stack.name, key],
+            input=value, text=True, capture_output=True, cwd=workspace.work_dir, env=env,
+            check=False,
+        )
+        if done.returncode != 0:
+            # The CLI's own words, without the value (it was never on argv, and a
+            # config-set failure does not echo stdin).
+            said = done.stderr.strip().splitlines()
+            raise RuntimeError(
+                f"pulumi config set --secret {key} (stack {stack.name}) failed: "
+                f"{said[-1] if said else f'exit {done.returncode}'}"
+            )

@@ -43,6 +43,7 @@ from qlik_email_resource.fleet.report import (
     redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
+from qlik_email_resource.pulumi_cli import set_stack_config
 
 __all__ = ["AutomationBackend", "BackendError", "cli_available", "result_word", "verification"]
 
@@ -125,12 +126,7 @@ class AutomationBackend:
                 env_vars=_provider_python_env(),
             ),
         )
-        stack.set_all_config(
-            {
-                key: auto.ConfigValue(value=value, secret=secret)
-                for key, (value, secret) in stack_config(resolved).items()
-            }
-        )
+        set_stack_config(stack, stack_config(resolved))
         return stack
 
     def run(

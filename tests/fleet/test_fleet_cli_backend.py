@@ -144,3 +144,36 @@ def test_fleet_cli_backend_gate_drift_and_destroy(cli_fleet: CliFleet, tmp_path:
     assert _row(out, "north")[:2] == ["north", "deleted"]
     assert _row(out, "south")[:2] == ["south", "not deployed"]
     assert [r["tenant"] for r in emu.requests() if r["method"] == "DELETE"] == ["north"]
+
+
+def test_fleet_cli_backend_puts_no_secret_on_a_command_line(
+    cli_fleet: CliFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every argv the fleet gives the CLI is recorded: no API key or password in any.
+
+    `Stack.set_all_config` would pass `--secret qlik:apiKey=<key>` on the command line,
+    where `ps` shows it to every user of the machine. The recorder is a wrapper that
+    logs its arguments and then runs the real CLI, so the engine's answers are real.
+    """
+    assert CLI is not None
+    wrapper_dir = tmp_path / "recording-bin"
+    wrapper_dir.mkdir()
+    log = tmp_path / "argv.log"
+    wrapper = wrapper_dir / "pulumi"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> "{log}"\n'
+        f'exec "{CLI}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}")
+
+    code, out, err = cli_fleet.run("up", "--no-refresh")
+    assert code == 5, out + err  # the fixture's south tenant is blocked by policy
+    assert _row(out, "north")[1] == "created"
+    calls = log.read_text()
+    for secret in cli_fleet.secrets:
+        assert secret not in calls
+    assert "config set --secret" in calls  # the secrets did go through the CLI
+    # and they reached the engine: the stack works with them
+    assert cli_fleet.emu.requests()
