@@ -31,7 +31,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --explicit-package-bases policies/rules.py policies/__main__.py
 
-test: lint cli
+# Where Go is missing (a laptop), the CLI tests skip with their reason; CI must build it.
+test: lint
+	@tools/build-cli.sh || { [ -z "$$CI" ] && echo "make test: no Pulumi CLI built; the tests that need it will skip"; }
 	$(WITH_CLI) $(BIN)/python -m pytest -q
 
 bench: $(STAMP) cli
