@@ -38,7 +38,7 @@ command -v go >/dev/null || {
 }
 
 mkdir -p "$bin"
-echo "make cli: building pulumi $pinned from its Go modules into $bin (about 6 minutes on" \
+echo "make cli: building pulumi $pinned from its Go modules into $bin (6-8 minutes on" \
      "2 cores the first time; Go's caches make later builds quick)"
 started=$(date +%s)
 trap 'rm -f "$bin/pulumi.partial.$$"' EXIT
