@@ -23,6 +23,7 @@ import pulumi.dynamic
 
 from qlik_email_resource.mapping import OUTPUTS, SECRET_INPUTS
 from qlik_email_resource.provider import TenantEmailConfigProvider
+from qlik_email_resource.sdk_patches import unwrap_batch_setitems
 
 
 @dataclass
@@ -118,4 +119,5 @@ class TenantEmailConfig(pulumi.dynamic.Resource, module="qlik", name="TenantEmai
             props[f.name] = value
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_INPUTS))
         opts = pulumi.ResourceOptions.merge(opts, secret_opts)
+        unwrap_batch_setitems()  # the SDK's pickling patch piles up otherwise
         super().__init__(TenantEmailConfigProvider(), resource_name, props, opts)

@@ -39,6 +39,7 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import massage, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from qlik_email_resource.sdk_patches import unwrap_batch_setitems
 from qlik_email_resource.testing import policy_config
 from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
 from qlik_email_resource.testing.mocks import (
@@ -336,6 +337,8 @@ class OfflineStack:
             error = mocks.errors[0] if mocks.errors else OfflineRunError(
                 f"the program failed: {type(exc).__name__}: {exc}"
             )
+            # Keep the program's traceback: where in the user's code it failed.
+            error.__cause__ = error.__cause__ or exc
         if error is None and mocks.errors:
             error = mocks.errors[0]
         if error is not None and raise_:
@@ -344,6 +347,9 @@ class OfflineStack:
 
     def _execute(self, mocks: EngineMocks, config: StackConfig, preview: bool) -> dict[str, Any]:
         """Runs inside a fresh contextvars.Context, so no run sees another's settings."""
+        # Any program's dynamic resources (not only ours) pickle their provider with
+        # the SDK's patch, which piles up across runs in one process: see sdk_patches.
+        unwrap_batch_setitems()
         previous = _current_loop()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
