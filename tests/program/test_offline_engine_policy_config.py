@@ -25,18 +25,6 @@ ROOT = HERE.parents[1]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("policy-config") / "store.json"
-
-
-@pytest.fixture(scope="module")
-def provider(store: Path) -> Iterator[ProviderServer]:
-    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(HERE)})
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def toy_pack() -> Iterator[AnalyzerServer]:
     # Our own analyzer: every test here reconfigures it (the session's toy_analyzer
     # must keep its defaults for the other modules).

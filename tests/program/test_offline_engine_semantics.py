@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +64,6 @@ PolicyPack(
     ],
 )
 '''
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("engine") / "store.json"
-
-
-@pytest.fixture(scope="module")
-def provider(store: Path) -> Iterator[ProviderServer]:
-    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(HERE)})
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

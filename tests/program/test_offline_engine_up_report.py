@@ -9,7 +9,6 @@ pulumi-policy pack over gRPC.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,6 @@ from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderSer
 HERE = Path(__file__).resolve().parent
 PASSWORD = "toy-pw-5b7c90e1"
 CANT_RUN = "can't run policy 'toy-no-plain'"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("up-report") / "store.json"
-
-
-@pytest.fixture(scope="module")
-def provider(store: Path) -> Iterator[ProviderServer]:
-    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(HERE)})
-    yield server
-    server.stop()
 
 
 @pytest.fixture

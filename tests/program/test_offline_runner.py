@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,6 @@ from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderSer
 HERE = Path(__file__).resolve().parent
 PASSWORD = "toy-pw-4f1c9b27"
 TYPE = "pulumi-python:dynamic/toy:Thing"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("toy") / "store.json"
-
-
-@pytest.fixture(scope="module")
-def provider(store: Path) -> Iterator[ProviderServer]:
-    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(HERE)})
-    yield server
-    server.stop()
 
 
 @pytest.fixture
