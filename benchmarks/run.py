@@ -44,12 +44,12 @@ sys.path.insert(0, str(HERE))  # minimal_provider, pickled by reference as the h
 
 from minimal_provider import MinimalProvider  # noqa: E402
 
-from qlik_email_resource.provider import TenantEmailConfigProvider  # noqa: E402
-from qlik_email_resource.testing.grpc_servers import (  # noqa: E402
+from qlik_email_resource.offline.grpc_servers import (  # noqa: E402
     ProviderServer,
     from_struct,
     to_struct,
 )
+from qlik_email_resource.provider import TenantEmailConfigProvider  # noqa: E402
 
 URN = "urn:pulumi:bench::bench::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
 EMAIL_CONFIG = "/api/v1/transports/email-config"
@@ -545,7 +545,7 @@ def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[
     from pulumi import automation as auto
 
     from qlik_email_resource import pulumi_cli
-    from qlik_email_resource.testing import OfflineStack, Secret
+    from qlik_email_resource.offline import OfflineStack, Secret
 
     tenant = emu.tenant("bench")
     smtp = emu.info["smtp"]

@@ -149,7 +149,7 @@ class OfflineEngine:
         # directory's run imported from below that directory, and the repo root
         # holds this package, whose provider class must stay one object.
         import qlik_email_resource.resource  # noqa: F401
-        from qlik_email_resource.testing import OfflineStack, Secret
+        from qlik_email_resource.offline import OfflineStack, Secret
 
         config = {
             key: Secret(value) if secret else value
@@ -169,7 +169,7 @@ class OfflineEngine:
         )
 
     def run(self, operation: str, resolved: ResolvedTenant) -> Outcome:
-        from qlik_email_resource.testing import OfflineRunError
+        from qlik_email_resource.offline import OfflineRunError
 
         try:
             with self._stack(resolved, with_policies=operation in ("preview", "up")) as stack:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.offline import OfflineStack, Secret
 from qlik_email_resource.policy_pack import path as policy_pack_path
-from qlik_email_resource.testing import OfflineStack, Secret
 
 PROGRAM = Path(__file__).resolve().parent  # the directory holding your __main__.py
 RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"

@@ -71,8 +71,8 @@ class OfflineBackend:
         policy_config: Mapping[str, Mapping[str, Any]] | None = None,
         analyzers: Sequence[Any] = (),
     ) -> None:
-        from qlik_email_resource.testing.grpc_servers import AnalyzerServer
-        from qlik_email_resource.testing.lock import FileLock
+        from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+        from qlik_email_resource.offline.lock import FileLock
 
         self.fleet = fleet
         self.policy_packs = [str(Path(p).resolve()) for p in policy_packs]
@@ -106,7 +106,7 @@ class OfflineBackend:
         return f"{self.name}, state in {self.state_dir}; stacks run one at a time, reads overlap"
 
     def provider_for(self, resolved: ResolvedTenant) -> Any:
-        from qlik_email_resource.testing.grpc_servers import ProviderServer
+        from qlik_email_resource.offline.grpc_servers import ProviderServer
 
         env = provider_env(resolved)
         key = frozenset(env.items())
@@ -126,7 +126,7 @@ class OfflineBackend:
         self._state_lock.release()
 
     def _stack(self, resolved: ResolvedTenant, state_file: Path) -> Any:
-        from qlik_email_resource.testing import OfflineStack, Secret
+        from qlik_email_resource.offline import OfflineStack, Secret
 
         tenant = resolved.tenant
         return OfflineStack(
@@ -150,7 +150,7 @@ class OfflineBackend:
     def run(
         self, resolved: ResolvedTenant, operation: str, options: RunOptions | None = None
     ) -> TenantResult:
-        from qlik_email_resource.testing import PolicyViolationError
+        from qlik_email_resource.offline import PolicyViolationError
 
         options = options or RunOptions()
         tenant = resolved.tenant
@@ -193,7 +193,7 @@ class OfflineBackend:
             # One GET from here, outside the runner's process-wide lock, so tenants
             # read in parallel; when the tenant holds exactly what state records, the
             # runner's refresh would write back the same state and is skipped.
-            from qlik_email_resource.testing.state import unwrap_all
+            from qlik_email_resource.offline.state import unwrap_all
 
             answer = read_answer(resolved)
             if not refresh_would_change(unwrap_all(before.outputs), answer):
@@ -222,8 +222,8 @@ class OfflineBackend:
         A preview never writes state (nor does `pulumi preview --refresh`), so the
         refreshed state lives in a temporary file that is thrown away.
         """
-        from qlik_email_resource.testing import HEADER
-        from qlik_email_resource.testing.state import StateFile
+        from qlik_email_resource.offline import HEADER
+        from qlik_email_resource.offline.state import StateFile
 
         state = stack.state()
         with tempfile.TemporaryDirectory(prefix="qlik-fleet-preview-") as scratch_dir:

@@ -127,7 +127,7 @@ def _runtime(pack: Path) -> str:
 
 
 def _start(pack: str) -> Any:
-    from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+    from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 
     try:
         return AnalyzerServer(pack)

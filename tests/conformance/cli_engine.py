@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing import Secret
+from qlik_email_resource.offline import Secret
 from tests.cli.clienv import CliEnv, CliProject, why_no_cli
 from tests.conformance.observe import (
     MASK,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 from tests.conformance.observe import ScenarioRun
 from tests.conformance.scenarios import ROOT
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing import (
+from qlik_email_resource.offline import (
     OfflineRunError,
     OfflineStack,
     PolicyViolationError,
     RunResult,
 )
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
-from qlik_email_resource.testing.state import is_secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.state import is_secret
 from tests.conformance.observe import (
     MASK,
     PolicyDiagnostic,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlik_email_resource.testing import Secret
+from qlik_email_resource.offline import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
 # `main`: the repository's program; `multi`: resources described by config.

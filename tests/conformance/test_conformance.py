@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 from tests.conformance.cli_engine import cli_unavailable, run_cli
 from tests.conformance.compare import (
     Allowed,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from qlik_email_resource.fleet.cli import main
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "testing"

@@ -21,8 +21,8 @@ from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource import mapping
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import ProviderServer, to_struct
-from qlik_email_resource.testing.wire import (  # noqa: F401  (re-exported to the tests)
+from qlik_email_resource.offline.grpc_servers import ProviderServer, to_struct
+from qlik_email_resource.offline.wire import (  # noqa: F401  (re-exported to the tests)
     SECRET_SIG,
     clear_text,
     plain,

@@ -38,7 +38,7 @@ from hardening_harness import (
 )
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import ProviderServer
+from qlik_email_resource.offline.grpc_servers import ProviderServer
 
 # A real retry budget (3 retries), with short waits so the suite stays fast.
 RETRY_ENV = {"QLIK_MAX_RETRIES": "3", "QLIK_BACKOFF_FACTOR": "0.01",

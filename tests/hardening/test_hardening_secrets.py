@@ -46,8 +46,8 @@ import qlik_email_resource.demo as demo_module
 import qlik_email_resource.resource  # noqa: F401
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.report import redact as fleet_redact
-from qlik_email_resource.testing import OfflineStack, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer, to_struct
+from qlik_email_resource.offline import OfflineStack, Secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer, to_struct
 
 API_KEY = "qlikemu_CANARY-API-KEY-31415"
 CLIENT_SECRET = "CANARY-CLIENT-SECRET-27182"

@@ -17,7 +17,7 @@ PACK_DIR = ROOT / "policies"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer  # noqa: E402
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer  # noqa: E402
 
 # The qlik.dev tutorial's own example (AWS SES on 2465 with implicit TLS).
 TUTORIAL: dict[str, Any] = {

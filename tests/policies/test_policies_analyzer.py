@@ -17,7 +17,7 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
 from qlik_email_resource import TenantEmailConfig, TenantEmailConfigArgs
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 PASSWORD = "canary-program-PASSWORD"

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from provider_harness import Lifecycle, start_server
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import ProviderServer
+from qlik_email_resource.offline.grpc_servers import ProviderServer
 
 
 @pytest.fixture(scope="session")

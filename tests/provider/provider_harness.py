@@ -10,14 +10,14 @@ from google.protobuf import struct_pb2
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import ProviderServer, to_struct
-from qlik_email_resource.testing.wire import (  # noqa: F401  (re-exported to the tests)
+from qlik_email_resource.offline.grpc_servers import ProviderServer, to_struct
+from qlik_email_resource.offline.wire import (  # noqa: F401  (re-exported to the tests)
     SECRET_SIG,
     clear_text,
     plain,
     serialized_provider,
 )
-from qlik_email_resource.testing.wire import secret_on_wire as is_secret  # noqa: F401
+from qlik_email_resource.offline.wire import secret_on_wire as is_secret  # noqa: F401
 
 URN = "urn:pulumi:dev::proj::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
 # Short waits so retry tests stay fast; the budget itself stays real (3 retries).

@@ -13,7 +13,7 @@ from provider_harness import Lifecycle, basic_props, calls, plain, start_server
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import ProviderServer
+from qlik_email_resource.offline.grpc_servers import ProviderServer
 
 GET, PUT, PATCH = "GET", "PUT", "PATCH"
 

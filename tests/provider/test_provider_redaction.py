@@ -25,9 +25,9 @@ from qlik_email_resource.errors import (
     SmtpCheckError,
     error_for_status,
 )
+from qlik_email_resource.offline.grpc_servers import ProviderServer
 from qlik_email_resource.redaction import REDACTED, redact
 from qlik_email_resource.settings import RetryPolicy, Settings
-from qlik_email_resource.testing.grpc_servers import ProviderServer
 
 PASSWORD = "Grüße \"CANARY\" 'pw' \\ 😀"
 API_KEY = "qlikemu_ECHO-CANARY-KEY-27182"

@@ -17,7 +17,7 @@ from provider_harness import Lifecycle, basic_props, calls, plain
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing.grpc_servers import to_struct
+from qlik_email_resource.offline.grpc_servers import to_struct
 
 GET, PUT, DELETE = "GET", "PUT", "DELETE"
 

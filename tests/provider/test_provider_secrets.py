@@ -13,8 +13,8 @@ from provider_harness import Lifecycle, basic_props, clear_text, is_secret, seri
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.offline.grpc_servers import ProviderServer
 from qlik_email_resource.provider import TenantEmailConfigProvider
-from qlik_email_resource.testing.grpc_servers import ProviderServer
 
 PASSWORD = "Sm7p-Pa55word-LEAK-CANARY"
 NEW_PASSWORD = "R0tated-Pa55word-LEAK-CANARY"

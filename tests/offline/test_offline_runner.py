@@ -14,16 +14,16 @@ from typing import Any
 
 import pulumi
 import pytest
-from toy_provider import Thing, toy_program
 
-from qlik_email_resource.testing import (
+from qlik_email_resource.offline import (
     HEADER,
     OfflineRunError,
     OfflineStack,
     PolicyViolationError,
     Secret,
 )
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from tests.offline.toy_provider import Thing, toy_program
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "toy-pw-4f1c9b27"
@@ -260,7 +260,7 @@ def test_program_directory_runs_with_its_pulumi_yaml(
         "  greeting:\n    type: string\n    default: hello\n"
     )
     (program / "__main__.py").write_text(
-        "import pulumi\nfrom toy_provider import toy_program\n"
+        "import pulumi\nfrom tests.offline.toy_provider import toy_program\n"
         "toy_program()\npulumi.export('greeting', pulumi.Config().get('greeting'))\n"
     )
     stack = OfflineStack(

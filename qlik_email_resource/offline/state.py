@@ -27,8 +27,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pulumi.runtime import rpc
 
-from qlik_email_resource.testing.lock import FileLock
-from qlik_email_resource.testing.results import OfflineRunError
+from qlik_email_resource.offline.lock import FileLock
+from qlik_email_resource.offline.results import OfflineRunError
 
 PASSPHRASE_ENV = "QLIK_OFFLINE_PASSPHRASE"
 FORMAT_VERSION = 1

@@ -18,12 +18,12 @@ import pytest
 import requests
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing import (
+from qlik_email_resource.offline import (
     OfflineStack,
     PolicyViolationError,
     Secret,
 )
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PUT", "PATCH", "POST", "DELETE"}

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-# toy_provider must be importable here and in the provider process (by-reference pickle).
-sys.path.insert(0, str(HERE))
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
 
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# The provider process imports tests.offline.toy_provider (pickled by reference) from here.
+ROOT = HERE.parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +31,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def provider(store: Path) -> Iterator[ProviderServer]:
     """The real provider host serving toy_provider, one per test module."""
-    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(HERE)})
+    server = ProviderServer(env={"TOY_STORE": str(store), "PYTHONPATH": str(ROOT)})
     yield server
     server.stop()

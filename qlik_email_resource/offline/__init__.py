@@ -5,13 +5,13 @@ A test tool, never a ``pulumi`` impostor: the program runs under
 server and policies to the real analyzer, state lives in a JSON file with
 encrypted secrets. Every run says so in its output.
 
-    from qlik_email_resource.testing import OfflineStack, Secret
+    from qlik_email_resource.offline import OfflineStack, Secret
     stack = OfflineStack(".", stack="tenant-a", config={"email:password": Secret("...")},
                          state_file=".offline/tenant-a.json", policy_packs=["policies"])
     print(stack.up().report())
 """
 
-from qlik_email_resource.testing.results import (
+from qlik_email_resource.offline.results import (
     HEADER,
     UNKNOWN,
     OfflineRunError,
@@ -21,7 +21,7 @@ from qlik_email_resource.testing.results import (
     Step,
     Violation,
 )
-from qlik_email_resource.testing.runner import OfflineStack
+from qlik_email_resource.offline.runner import OfflineStack
 
 __all__ = [
     "HEADER",

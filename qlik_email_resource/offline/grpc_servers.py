@@ -30,7 +30,7 @@ from pulumi.runtime.proto import (
     provider_pb2_grpc,
 )
 
-from qlik_email_resource.testing import lifetime
+from qlik_email_resource.offline import lifetime
 
 START_TIMEOUT = 30.0
 # Set to 1 to keep each server's stderr file (qlik-grpc-*.log in the temp dir) after it stops.

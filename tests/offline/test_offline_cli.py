@@ -1,4 +1,4 @@
-"""``python -m qlik_email_resource.testing``: the offline runner from a shell, as a user runs it."""
+"""``python -m qlik_email_resource.offline``: the offline runner from a shell, as a user runs it."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.testing import HEADER
+from qlik_email_resource.offline import HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "qlik_email_resource.testing", *args],
+        [sys.executable, "-m", "qlik_email_resource.offline", *args],
         cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
     )
 

@@ -22,19 +22,19 @@ from pulumi.runtime import Mocks
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import analyzer_pb2, provider_pb2, resource_pb2
 
-from qlik_email_resource.testing.grpc_servers import (
+from qlik_email_resource.offline.grpc_servers import (
     AnalyzerServer,
     ProviderServer,
     from_struct,
     to_struct,
 )
-from qlik_email_resource.testing.results import (
+from qlik_email_resource.offline.results import (
     OfflineRunError,
     PolicyViolationError,
     Step,
     Violation,
 )
-from qlik_email_resource.testing.state import (
+from qlik_email_resource.offline.state import (
     ResourceState,
     StackState,
     rewrap,

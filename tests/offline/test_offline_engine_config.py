@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack, Secret
+from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
 
 PROJECT = """
 name: cfg

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from toy_provider import toy_program
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from tests.offline.toy_provider import toy_program
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

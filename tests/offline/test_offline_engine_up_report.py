@@ -14,10 +14,10 @@ from typing import Any
 
 import pulumi
 import pytest
-from toy_provider import Thing, toy_program
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from tests.offline.toy_provider import Thing, toy_program
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "toy-pw-5b7c90e1"

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qlik_email_resource.testing.results import OfflineRunError
+from qlik_email_resource.offline.results import OfflineRunError
 
 # A refused run may look between the holder's flock and its note: wait this long for it.
 _NOTE_WAIT = 0.5

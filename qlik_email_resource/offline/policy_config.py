@@ -31,7 +31,7 @@ import jsonschema
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
-from qlik_email_resource.testing.results import OfflineRunError
+from qlik_email_resource.offline.results import OfflineRunError
 
 # apitype.EnforcementLevel.IsValid()
 LEVELS: dict[str, analyzer_pb2.EnforcementLevel.ValueType] = {

@@ -22,9 +22,9 @@ SCRIPT = """
 import sys
 from pathlib import Path
 
-from toy_provider import toy_program
+from tests.offline.toy_provider import toy_program
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack, Secret
+from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
 
 work = Path(sys.argv[1])
 cases = {
@@ -52,10 +52,10 @@ def test_failing_stacks_leave_no_unretrieved_future(tmp_path: Path) -> None:
     (tmp_path / "store-dir").mkdir()
     script = tmp_path / "failing.py"
     script.write_text(textwrap.dedent(SCRIPT))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]),
            "PYTHONASYNCIODEBUG": "1"}
     done = subprocess.run(
-        [sys.executable, "-X", "dev", str(script), str(tmp_path), str(HERE)],
+        [sys.executable, "-X", "dev", str(script), str(tmp_path), str(HERE.parents[1])],
         env=env, capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -39,10 +39,9 @@ from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import massage, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from qlik_email_resource.sdk_patches import unwrap_batch_setitems
-from qlik_email_resource.testing import policy_config
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
-from qlik_email_resource.testing.mocks import (
+from qlik_email_resource.offline import policy_config
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline.mocks import (
     EngineMocks,
     EngineMonitor,
     analyzer_error,
@@ -51,8 +50,8 @@ from qlik_email_resource.testing.mocks import (
     refresh,
     violations_from,
 )
-from qlik_email_resource.testing.project import ProjectConfig, assemble_config, load_project
-from qlik_email_resource.testing.results import (
+from qlik_email_resource.offline.project import ProjectConfig, assemble_config, load_project
+from qlik_email_resource.offline.results import (
     HEADER,
     UNKNOWN,
     OfflineRunError,
@@ -61,7 +60,7 @@ from qlik_email_resource.testing.results import (
     Step,
     Violation,
 )
-from qlik_email_resource.testing.state import (
+from qlik_email_resource.offline.state import (
     ResourceState,
     StackState,
     StateFile,
@@ -70,6 +69,7 @@ from qlik_email_resource.testing.state import (
     unwrap_all,
     wrap_secret,
 )
+from qlik_email_resource.sdk_patches import unwrap_batch_setitems
 
 Program = Callable[[], Any] | str | os.PathLike[str]
 

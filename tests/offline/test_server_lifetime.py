@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from qlik_email_resource.testing.grpc_servers import (
+from qlik_email_resource.offline.grpc_servers import (
     KEEP_LOGS_ENV,
     AnalyzerServer,
     ProviderServer,
@@ -32,20 +32,19 @@ REPO = HERE.parents[1]
 
 OWNER = """\
 import json, sys, threading, time
-sys.path.insert(0, sys.argv[1])
-from toy_provider import toy_program
-from qlik_email_resource.testing import OfflineStack, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from tests.offline.toy_provider import toy_program
+from qlik_email_resource.offline import OfflineStack, Secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
 
 servers = []
 spawner = threading.Thread(target=lambda: servers.append(ProviderServer()))
 spawner.start()
 spawner.join()  # the thread that started this server is gone
-servers.append(AnalyzerServer(sys.argv[1] + "/toy_policy"))
+servers.append(AnalyzerServer(sys.argv[1] + "/tests/offline/toy_policy"))
 stack = OfflineStack(toy_program, project="toy", stack="dev", quiet=True,
                      config={"toy:password": Secret("pw")},
                      env={"TOY_STORE": sys.argv[2], "PYTHONPATH": sys.argv[1]},
-                     policy_packs=[sys.argv[1] + "/toy_policy"])
+                     policy_packs=[sys.argv[1] + "/tests/offline/toy_policy"])
 assert stack.up().ok
 servers += stack._servers  # started by the SDK's worker threads
 print(json.dumps([s.proc.pid for s in servers]), flush=True)
@@ -67,7 +66,7 @@ def _server_running(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_servers_end_when_their_owner_is_killed(tmp_path: Path) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, str(HERE), str(tmp_path / "store.json")],
+        [sys.executable, "-c", OWNER, str(REPO), str(tmp_path / "store.json")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     pids: list[int] = []

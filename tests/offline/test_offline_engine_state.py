@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack
+from qlik_email_resource.offline import OfflineRunError, OfflineStack
 
 PROGRAM = '''
 import json

@@ -1,4 +1,4 @@
-"""``python -m qlik_email_resource.testing``: the offline runner from a shell.
+"""``python -m qlik_email_resource.offline``: the offline runner from a shell.
 
 Not the Pulumi CLI, and it says so on every run. Exit status: 0 done, 1 the run
 failed, 2 a mandatory policy blocked it (or a preview found one).
@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from qlik_email_resource.testing import policy_config as policy_config_file
-from qlik_email_resource.testing.results import (
+from qlik_email_resource.offline import policy_config as policy_config_file
+from qlik_email_resource.offline.results import (
     HEADER,
     OfflineRunError,
     PolicyViolationError,
     Secret,
 )
-from qlik_email_resource.testing.runner import OfflineStack
+from qlik_email_resource.offline.runner import OfflineStack
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -31,7 +31,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m qlik_email_resource.testing",
+        prog="python -m qlik_email_resource.offline",
         description=f"{HEADER}. Runs a Pulumi program's preview/up/refresh/destroy "
         "with a local JSON state file.",
     )

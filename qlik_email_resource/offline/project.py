@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from qlik_email_resource.testing.results import OfflineRunError, Secret
+from qlik_email_resource.offline.results import OfflineRunError, Secret
 
 
 @dataclass(frozen=True)

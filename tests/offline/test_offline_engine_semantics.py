@@ -15,10 +15,10 @@ from typing import Any
 
 import pulumi
 import pytest
-from toy_provider import Thing, toy_program
 
-from qlik_email_resource.testing import OfflineStack, PolicyViolationError, Secret
-from qlik_email_resource.testing.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline import OfflineStack, PolicyViolationError, Secret
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from tests.offline.toy_provider import Thing, toy_program
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "toy-pw-9d2e61a0"

@@ -1,7 +1,7 @@
 """The offline state is locked, written atomically, and never overwritten when it is not ours.
 
 Real processes throughout: the lock holder is a real ``python -m
-qlik_email_resource.testing up`` (or a real fleet backend) in a process of its
+qlik_email_resource.offline up`` (or a real fleet backend) in a process of its
 own, killed with SIGKILL where the test needs a dead holder; the first-save
 race runs two real processes against the same fresh state file.
 """
@@ -24,8 +24,8 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from qlik_email_resource.testing import OfflineRunError, OfflineStack
-from qlik_email_resource.testing.state import ResourceState, StackState, StateFile, wrap_secret
+from qlik_email_resource.offline import OfflineRunError, OfflineStack
+from qlik_email_resource.offline.state import ResourceState, StackState, StateFile, wrap_secret
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, STACK = "locktest", "dev"
@@ -59,7 +59,7 @@ def second_stack(state: Path) -> OfflineStack:
 
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
-    """Start ``python -m qlik_email_resource.testing up`` blocked inside its program."""
+    """Start ``python -m qlik_email_resource.offline up`` blocked inside its program."""
     started: list[subprocess.Popen[str]] = []
     program = tmp_path / "blocking"
     program.mkdir()
@@ -69,7 +69,7 @@ def holder(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
         signals = tmp_path / "signals"
         signals.mkdir(exist_ok=True)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "qlik_email_resource.testing", "up", "--program",
+            [sys.executable, "-m", "qlik_email_resource.offline", "up", "--program",
              str(program), "--stack", STACK, "--project", PROJECT, "--state", str(state),
              "--secret", f"lock:token={ARGV_SECRET}"],
             cwd=REPO, env={**os.environ, "LOCK_TEST_DIR": str(signals)},
@@ -103,7 +103,7 @@ def test_second_stack_fails_fast_naming_the_holder_and_writes_nothing(
     message = str(caught.value)
     assert f"pid {first.pid}" in message
     assert socket.gethostname() in message
-    assert "qlik_email_resource.testing up" in message
+    assert "qlik_email_resource.offline up" in message
     assert "since" in message
     assert str(state) in message
     assert ARGV_SECRET not in message
@@ -146,8 +146,8 @@ def test_refresh_and_destroy_are_locked_too(
 
 RACE_WORKER = """\
 import json, sys, time
-from qlik_email_resource.testing import OfflineRunError
-from qlik_email_resource.testing.state import ResourceState, StateFile, wrap_secret
+from qlik_email_resource.offline import OfflineRunError
+from qlik_email_resource.offline.state import ResourceState, StateFile, wrap_secret
 
 me, root, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)

@@ -13,8 +13,8 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime._serialization import _serialize
 
-from qlik_email_resource.testing.grpc_servers import from_struct
-from qlik_email_resource.testing.state import is_secret, unwrap_all
+from qlik_email_resource.offline.grpc_servers import from_struct
+from qlik_email_resource.offline.state import is_secret, unwrap_all
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MASK = "[secret]"

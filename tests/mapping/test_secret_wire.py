@@ -1,0 +1,20 @@
+"""The secret signature literals are the SDK's own (they are private there)."""
+
+from __future__ import annotations
+
+from pulumi.runtime import rpc
+
+from qlik_email_resource import secret_wire
+
+
+def test_literals_equal_the_sdks() -> None:
+    assert secret_wire.SIG_KEY == rpc._special_sig_key
+    assert secret_wire.SECRET_SIG == rpc._special_secret_sig
+
+
+def test_wrap_and_unwrap_round_trip() -> None:
+    wrapped = secret_wire.wrap("pw")
+    assert secret_wire.is_wrapped(wrapped)
+    assert secret_wire.unwrap(wrapped) == "pw"
+    assert secret_wire.unwrap("plain") == "plain"
+    assert not secret_wire.is_wrapped({"value": "pw"})
