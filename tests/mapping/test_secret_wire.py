@@ -8,8 +8,8 @@ from qlik_email_resource import secret_wire
 
 
 def test_literals_equal_the_sdks() -> None:
-    assert secret_wire.SIG_KEY == rpc._special_sig_key
-    assert secret_wire.SECRET_SIG == rpc._special_secret_sig
+    assert rpc._special_sig_key == secret_wire.SIG_KEY
+    assert rpc._special_secret_sig == secret_wire.SECRET_SIG
 
 
 def test_wrap_and_unwrap_round_trip() -> None:
