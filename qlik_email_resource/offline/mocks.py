@@ -102,7 +102,7 @@ def policy_properties(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in props.items() if not k.startswith("__")}
 
 
-def changed_fields(
+def declared_changes(
     old_outputs: Mapping[str, Any], old_inputs: Mapping[str, Any], news: Mapping[str, Any]
 ) -> tuple[str, ...]:
     """Declared fields whose new value differs from what the provider last reported."""
@@ -202,7 +202,7 @@ class EngineMocks(Mocks):
             urn=urn, type=args.typ, name=args.name, custom=bool(args.custom), dynamic=False,
             id=resource_id, inputs=inputs, outputs=inputs,
         )
-        fields = changed_fields(prior.outputs, prior.inputs, inputs) if prior else ()
+        fields = declared_changes(prior.outputs, prior.inputs, inputs) if prior else ()
         return Registration(state, Step(urn, args.typ, op, fields if op == "update" else ()))
 
     def _dynamic(
@@ -275,7 +275,7 @@ class EngineMocks(Mocks):
                 old_inputs=to_struct(old_inputs), **names,
             ),
         )
-        fields = changed_fields(old_outputs, old_inputs, checked)
+        fields = declared_changes(old_outputs, old_inputs, checked)
         if diff.changes == provider_pb2.DiffResponse.DIFF_NONE:
             return "same", (), False
         if diff.changes == provider_pb2.DiffResponse.DIFF_SOME:
@@ -285,7 +285,7 @@ class EngineMocks(Mocks):
                 )
             return "update", fields, False
         # DIFF_UNKNOWN: the engine falls back to comparing old and new inputs.
-        input_changes = changed_fields(old_inputs, old_inputs, checked)
+        input_changes = declared_changes(old_inputs, old_inputs, checked)
         return ("update", input_changes, False) if input_changes else ("same", (), False)
 
     def _apply(

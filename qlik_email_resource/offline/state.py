@@ -25,8 +25,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from pulumi.runtime import rpc
 
+from qlik_email_resource import secret_wire
 from qlik_email_resource.offline.lock import FileLock
 from qlik_email_resource.offline.results import OfflineRunError
 
@@ -37,11 +37,13 @@ _SECURE = "secure"
 
 
 def wrap_secret(value: Any) -> dict[str, Any]:
-    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+    return secret_wire.wrap(value)
 
 
 def is_secret(value: Any) -> bool:
-    return bool(rpc.is_rpc_secret(value))
+    # The SDK's own test (rpc.is_rpc_secret): the signature's value is compared too,
+    # since Pulumi's other special values (assets, resource references) share its key.
+    return isinstance(value, dict) and value.get(secret_wire.SIG_KEY) == secret_wire.SECRET_SIG
 
 
 def unwrap_all(value: Any) -> Any:

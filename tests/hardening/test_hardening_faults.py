@@ -14,31 +14,27 @@ the middle of a run, for a create and for an update of several fields:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hardening_harness import (
-    Engine,
-    agrees,
-    as_stored,
-    basic_props,
-    fresh_tenant,
-    last_line,
-    stored,
-)
-
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline.grpc_servers import ProviderServer
+from qlik_email_resource.offline.provider_driver import ProviderDriver
+from tests.support.provider import (
+    agrees,
+    as_stored,
+    fresh_tenant,
+    last_line,
+    plain,
+    stored,
+    tenant_props,
+)
 
 # A real retry budget (3 retries), with short waits so the suite stays fast.
 RETRY_ENV = {"QLIK_MAX_RETRIES": "3", "QLIK_BACKOFF_FACTOR": "0.01",
@@ -107,23 +103,23 @@ FAULTS = [
 
 
 def old_config(emu: Emulator, tenant: str) -> dict[str, Any]:
-    return basic_props(emu, tenant)
+    return tenant_props(emu, tenant)
 
 
 def new_config(emu: Emulator, tenant: str) -> dict[str, Any]:
     # Several fields at once: a half-applied write would show.
-    return basic_props(emu, tenant, server_port=2465, email_address="mailer@example.org",
-                       security_type="SSL/TLS")
+    return tenant_props(emu, tenant, server_port=2465, email_address="mailer@example.org",
+                        security_type="SSL/TLS")
 
 
 def secrets_of(emu: Emulator, tenant: str) -> list[str]:
     return [emu.tenant(tenant).api_key, emu.smtp_user[1]]
 
 
-def attempt(engine: Engine, props: Mapping[str, Any]) -> str | None:
+def attempt(driver: ProviderDriver, props: Mapping[str, Any]) -> str | None:
     """Run one `up`; None when it worked, else the error text the user would read."""
     try:
-        engine.up(props)
+        driver.up(props)
     except grpc.RpcError as exc:
         return str(exc.details())
     return None
@@ -148,12 +144,12 @@ def settle(emu: Emulator, fault: Fault) -> None:
         time.sleep(SLOW + 0.5)
 
 
-def check_invariants(engine: Engine, emu: Emulator, tenant: str,
+def check_invariants(driver: ProviderDriver, emu: Emulator, tenant: str,
                      allowed: list[dict[str, Any] | None]) -> None:
     record = stored(emu, tenant)
     assert record in allowed, f"half-written tenant: {record}"
-    if engine.id:
-        state = engine.refresh()
+    if driver.id:
+        state = plain(driver.refresh().properties)
         assert agrees(state, stored(emu, tenant)) == []
 
 
@@ -161,62 +157,62 @@ def check_invariants(engine: Engine, emu: Emulator, tenant: str,
 def test_fault_during_create(emu: Emulator, provider: ProviderServer,
                              slow_provider: ProviderServer, fault: Fault) -> None:
     tenant = fresh_tenant(emu)
-    engine = Engine(slow_provider if fault.slow else provider)
+    driver = ProviderDriver(slow_provider if fault.slow else provider)
     desired = new_config(emu, tenant)
     fault.inject(emu, tenant)
-    error = attempt(engine, desired)
+    error = attempt(driver, desired)
     if fault.succeeds:
         assert error is None, last_line(error)
     else:
         assert error is not None, "the fault outlasts the retry budget: the create must fail"
         assert_one_clear_message(error, fault.error, secrets_of(emu, tenant))
-        assert not engine.id  # nothing in state after a failed create
+        assert not driver.id  # nothing in state after a failed create
     settle(emu, fault)
-    check_invariants(engine, emu, tenant, [None, as_stored(desired)])
+    check_invariants(driver, emu, tenant, [None, as_stored(desired)])
     if fault.succeeds:
         assert stored(emu, tenant) == as_stored(desired)
     # The next `up` without the fault converges (a failed create adopts what is there).
-    assert attempt(engine, desired) is None
-    check_invariants(engine, emu, tenant, [as_stored(desired)])
+    assert attempt(driver, desired) is None
+    check_invariants(driver, emu, tenant, [as_stored(desired)])
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
 def test_fault_during_update(emu: Emulator, provider: ProviderServer,
                              slow_provider: ProviderServer, fault: Fault) -> None:
     tenant = fresh_tenant(emu)
-    engine = Engine(slow_provider if fault.slow else provider)
+    driver = ProviderDriver(slow_provider if fault.slow else provider)
     before, after = old_config(emu, tenant), new_config(emu, tenant)
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     fault.inject(emu, tenant)
-    error = attempt(engine, after)
+    error = attempt(driver, after)
     if fault.succeeds:
         assert error is None, last_line(error)
     else:
         assert error is not None
         assert_one_clear_message(error, fault.error, secrets_of(emu, tenant))
     settle(emu, fault)
-    check_invariants(engine, emu, tenant, [as_stored(before), as_stored(after)])
+    check_invariants(driver, emu, tenant, [as_stored(before), as_stored(after)])
     if fault.succeeds:
         assert stored(emu, tenant) == as_stored(after)
-    assert attempt(engine, after) is None
-    check_invariants(engine, emu, tenant, [as_stored(after)])
+    assert attempt(driver, after) is None
+    check_invariants(driver, emu, tenant, [as_stored(after)])
 
 
 def test_patch_removed_mid_run_switches_to_put(emu: Emulator, provider: ProviderServer) -> None:
     tenant = fresh_tenant(emu)
-    engine = Engine(provider)
+    driver = ProviderDriver(provider)
     before, after = old_config(emu, tenant), new_config(emu, tenant)
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     emu.add_fault(tenant, "patch_removed", status=410)
     emu.clear_requests()
-    assert attempt(engine, after) is None
+    assert attempt(driver, after) is None
     writes = [(r["method"], r["status"]) for r in emu.requests()
               if r["tenant"] == tenant and r["method"] in ("PATCH", "PUT")]
     assert writes == [("PATCH", 410), ("PUT", 204)]
-    check_invariants(engine, emu, tenant, [as_stored(after)])
+    check_invariants(driver, emu, tenant, [as_stored(after)])
     # Later updates in the same process go straight to PUT.
     emu.clear_requests()
-    assert attempt(engine, basic_props(emu, tenant, server_port=587, security_type="StartTLS"))\
+    assert attempt(driver, tenant_props(emu, tenant, server_port=587, security_type="StartTLS"))\
         is None
     assert next(r["method"] for r in emu.requests() if r["tenant"] == tenant) == "PUT"
 
@@ -225,16 +221,16 @@ def test_patch_removed_and_put_failing_leaves_the_old_config(
     emu: Emulator, provider: ProviderServer
 ) -> None:
     tenant = fresh_tenant(emu)
-    engine = Engine(provider)
+    driver = ProviderDriver(provider)
     before, after = old_config(emu, tenant), new_config(emu, tenant)
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     emu.add_fault(tenant, "patch_removed", status=405)
     emu.add_fault(tenant, "status", status=503, count=40, methods=["PUT"])
-    error = attempt(engine, after)
+    error = attempt(driver, after)
     assert error is not None
     assert_one_clear_message(error, "QlikUnavailableError", secrets_of(emu, tenant))
     emu.clear_faults()
-    check_invariants(engine, emu, tenant, [as_stored(before)])
+    check_invariants(driver, emu, tenant, [as_stored(before)])
     assert stored(emu, tenant) == as_stored(before)
 
 
@@ -246,27 +242,27 @@ def test_tls_failure_to_the_smtp_server(emu: Emulator, provider: ProviderServer)
     fails the update; a refresh then shows exactly what the tenant holds.
     """
     tenant = fresh_tenant(emu)
-    engine = Engine(provider)
-    broken = basic_props(emu, tenant, server_address="localhost",
-                         server_port=emu.smtp.plain_port, security_type="SSL/TLS",
-                         verify_connection=True)
-    error = attempt(engine, broken)
+    driver = ProviderDriver(provider)
+    broken = tenant_props(emu, tenant, server_address="localhost",
+                          server_port=emu.smtp.plain_port, security_type="SSL/TLS",
+                          verify_connection=True)
+    error = attempt(driver, broken)
     assert error is not None
     assert_one_clear_message(error, "Error", secrets_of(emu, tenant))
     assert "SMTP" in last_line(error)
     assert stored(emu, tenant) is None
 
-    good = basic_props(emu, tenant, verify_connection=True)
-    assert attempt(engine, good) is None
-    error = attempt(engine, broken)
+    good = tenant_props(emu, tenant, verify_connection=True)
+    assert attempt(driver, good) is None
+    error = attempt(driver, broken)
     assert error is not None
     line = last_line(error)
     assert "SmtpCheckError" in line and "verify" in line.lower(), line
     assert_one_clear_message(error, "SmtpCheckError", secrets_of(emu, tenant))
-    check_invariants(engine, emu, tenant, [as_stored(good), as_stored(broken)])
+    check_invariants(driver, emu, tenant, [as_stored(good), as_stored(broken)])
     # Fixing the program repairs the tenant.
-    assert attempt(engine, good) is None
-    check_invariants(engine, emu, tenant, [as_stored(good)])
+    assert attempt(driver, good) is None
+    check_invariants(driver, emu, tenant, [as_stored(good)])
 
 
 @pytest.fixture
@@ -288,7 +284,7 @@ def oauth_provider(emu: Emulator) -> Iterator[Callable[[str], ProviderServer]]:
 
 
 def oauth_props(emu: Emulator, tenant: str, **overrides: Any) -> dict[str, Any]:
-    props = basic_props(emu, tenant, **overrides)
+    props = tenant_props(emu, tenant, **overrides)
     props.pop("tenant_url")
     props.pop("api_key")
     return props
@@ -299,15 +295,15 @@ def test_token_expiry_between_write_and_read_back(
 ) -> None:
     """The token dies after the PATCH was accepted and before the GET that reads it back."""
     tenant = fresh_tenant(emu)
-    engine = Engine(oauth_provider(tenant))
+    driver = ProviderDriver(oauth_provider(tenant))
     before = oauth_props(emu, tenant)
     after = oauth_props(emu, tenant, server_port=2465, email_address="mailer@example.org")
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     emu.clear_requests()
     # Hold the read-back GET long enough to expire every token while it waits.
     emu.add_fault(tenant, "latency", seconds=1.0, count=1, methods=["GET"])
     outcome: list[str | None] = []
-    run = threading.Thread(target=lambda: outcome.append(attempt(engine, after)))
+    run = threading.Thread(target=lambda: outcome.append(attempt(driver, after)))
     run.start()
     deadline = time.monotonic() + 30
     while not any(r["method"] == "PATCH" for r in emu.requests()):
@@ -320,7 +316,7 @@ def test_token_expiry_between_write_and_read_back(
            if r["tenant"] == tenant]
     assert log == [("PATCH", "email-config", 204), ("GET", "email-config", 401),
                    ("POST", "token", 200), ("GET", "email-config", 200)]
-    check_invariants(engine, emu, tenant, [as_stored(after)])
+    check_invariants(driver, emu, tenant, [as_stored(after)])
 
 
 def test_token_endpoint_failing_mid_run(
@@ -328,19 +324,19 @@ def test_token_endpoint_failing_mid_run(
 ) -> None:
     """Tokens expire and the token endpoint itself is down: one clear failure, old config."""
     tenant = fresh_tenant(emu)
-    engine = Engine(oauth_provider(tenant))
+    driver = ProviderDriver(oauth_provider(tenant))
     before = oauth_props(emu, tenant)
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     emu.expire_tokens(tenant)
     # Every POST (the token endpoint) fails; PATCH answers 401 with the dead token.
     emu.add_fault(tenant, "status", status=503, count=40, methods=["POST"])
-    error = attempt(engine, oauth_props(emu, tenant, server_port=2465))
+    error = attempt(driver, oauth_props(emu, tenant, server_port=2465))
     assert error is not None
     info = emu.tenant(tenant)
     assert_one_clear_message(error, "Error", [info.client_secret, emu.smtp_user[1]])
     assert "token" in last_line(error).lower()
     emu.clear_faults()
-    check_invariants(engine, emu, tenant, [as_stored(before)])
+    check_invariants(driver, emu, tenant, [as_stored(before)])
     assert stored(emu, tenant) == as_stored(before)
 
 
@@ -348,13 +344,13 @@ def test_the_checks_see_a_half_written_tenant(emu: Emulator, provider: ProviderS
     """The invariants above can fail: a tenant with half of an update is caught, and a
     refresh brings state to exactly what the tenant holds."""
     tenant = fresh_tenant(emu)
-    engine = Engine(provider)
+    driver = ProviderDriver(provider)
     before, after = old_config(emu, tenant), new_config(emu, tenant)
-    assert attempt(engine, before) is None
+    assert attempt(driver, before) is None
     half = {**as_stored(before), "serverPort": 2465}  # the port moved, the address did not
     emu.set_config(tenant, {"serviceProvider": "BasicAuth", "providerConfig": {
         k: v for k, v in half.items() if k not in ("serviceProvider", "secret")
     } | {"emailPassword": half["secret"]}})
     assert stored(emu, tenant) not in [as_stored(before), as_stored(after)]
-    assert agrees(engine.refresh(), stored(emu, tenant)) == []
-    assert engine.refresh()["server_port"] == 2465
+    assert agrees(plain(driver.refresh().properties), stored(emu, tenant)) == []
+    assert plain(driver.refresh().properties)["server_port"] == 2465

@@ -34,10 +34,6 @@ import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2 as P
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hardening_harness import Engine, clear_text, echoed, serve
-
 # Everything the runs below import from the package is imported here, at collection:
 # pytest rewrites this package's modules on import (it is a pytest11 plugin's
 # distribution), and on CPython 3.11 that compile can fail spuriously with "AST
@@ -48,6 +44,9 @@ from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.report import redact as fleet_redact
 from qlik_email_resource.offline import OfflineStack, Secret
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer, to_struct
+from qlik_email_resource.offline.provider_driver import ProviderDriver
+from tests.support.echo_tenant import echoed, serve
+from tests.support.provider import clear_text
 
 API_KEY = "qlikemu_CANARY-API-KEY-31415"
 CLIENT_SECRET = "CANARY-CLIENT-SECRET-27182"
@@ -244,17 +243,17 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
         found.add("runner stdout", stdout.getvalue())
 
         # The same provider through the engine's own calls: keep every gRPC answer.
-        engine = Engine(provider)
-        engine.up({"tenant_url": emu.tenant("canary").url, "api_key": API_KEY,
+        driver = ProviderDriver(provider)
+        driver.up({"tenant_url": emu.tenant("canary").url, "api_key": API_KEY,
                    "server_address": "smtp.example.com", "server_port": 465,
                    "security_type": "SSL/TLS", "email_address": "qlik@example.com",
                    "username": SMTP_USER, "email_password": SMTP_ROTATED})
-        engine.refresh()
-        engine.destroy()
-        found.add("provider gRPC answers", *(clear_text(r) for r in engine.responses),
-                  *engine.errors)
-        found.add("serialized provider", engine.provider,
-                  base64.b64decode(engine.provider).decode("latin-1"))
+        driver.refresh()
+        driver.destroy()
+        found.add("provider gRPC answers", *(clear_text(r) for r in driver.responses),
+                  *driver.errors)
+        found.add("serialized provider", driver.provider,
+                  base64.b64decode(driver.provider).decode("latin-1"))
 
         # The fleet command, offline, one tenant failing on purpose.
         found.add("fleet table, progress and state", *run_fleet(emu, tmp))
@@ -421,16 +420,16 @@ def test_no_canary_from_an_echoing_tenant() -> None:
             server = ProviderServer(env=env)
             try:
                 server.configure({"qlik:tenantUrl": url, **config})
-                engine = Engine(server)
+                driver = ProviderDriver(server)
                 with pytest.raises(grpc.RpcError):
-                    engine.up(props)
+                    driver.up(props)
                 # a password pasted as the server address, refused by Check
                 check = server.stub.Check(P.CheckRequest(
                     urn="urn:pulumi:dev::hardening::x::mail", olds=to_struct({}),
-                    news=to_struct({"__provider": engine.provider, **props,
+                    news=to_struct({"__provider": driver.provider, **props,
                                     "server_address": ECHO_PASSWORD})))
                 failures += [f.reason for f in check.failures]
-                texts += [*engine.errors, *(clear_text(r) for r in engine.responses),
+                texts += [*driver.errors, *(clear_text(r) for r in driver.responses),
                           *failures, server.stderr()]
             finally:
                 server.stop()

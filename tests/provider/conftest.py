@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 
 import pytest
 
-# The harness sits beside this file under a name unique in the repo.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from provider_harness import Lifecycle, start_server
-
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline.grpc_servers import ProviderServer
+from qlik_email_resource.offline.provider_driver import ProviderDriver
+from tests.support.provider import start_server
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +24,8 @@ def provider_server(qlik_emulator_session: Emulator) -> Iterator[ProviderServer]
 
 
 @pytest.fixture
-def lifecycle(provider_server: ProviderServer, qlik_emulator: Emulator) -> Lifecycle:
-    return Lifecycle(provider_server)
+def driver(provider_server: ProviderServer, qlik_emulator: Emulator) -> ProviderDriver:
+    return ProviderDriver(provider_server)
 
 
 @pytest.fixture

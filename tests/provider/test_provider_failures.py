@@ -9,33 +9,29 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from provider_harness import Lifecycle, basic_props, calls, plain, start_server
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline.grpc_servers import ProviderServer
+from qlik_email_resource.offline.provider_driver import ProviderDriver
+from tests.support.provider import basic_props, calls, last_line, plain, start_server
 
 GET, PUT, PATCH = "GET", "PUT", "PATCH"
 
 
-def failure(lifecycle: Lifecycle, props: dict[str, object]) -> str:
+def failure(driver: ProviderDriver, props: dict[str, object]) -> str:
     with pytest.raises(grpc.RpcError) as info:
-        lifecycle.up(props)
+        driver.check_and_create(props)
     return str(info.value.details())
-
-
-def last_line(details: str) -> str:
-    """The exception line of the provider's traceback: what the user reads first."""
-    return [line for line in details.strip().splitlines() if line.strip()][-1]
 
 
 # --- check: all problems at once, no HTTP -----------------------------------------------
 
 
 def test_check_reports_every_problem_at_once(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
-    response = lifecycle.check({
+    response = driver.check({
         "server_address": "smtp://mail.example.com",
         "server_port": 70000.0,
         "security_type": "tls",
@@ -58,11 +54,11 @@ def test_check_reports_every_problem_at_once(
 
 
 def test_check_refuses_bad_hosts_and_control_characters_without_http(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
-    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+    id_, inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
     qlik_emulator.clear_requests()
-    response = lifecycle.check(basic_props(
+    response = driver.check(basic_props(
         qlik_emulator, server_address="999.999.999.999", sender_name="Qlik\r\nBcc: x@evil.test",
         email_address="qlik\x00@example.com", username="bot\nuser",
     ), olds=inputs)
@@ -71,12 +67,12 @@ def test_check_refuses_bad_hosts_and_control_characters_without_http(
     assert "not an IPv4 address" in problems["server_address"]
     for field in ("sender_name", "email_address", "username"):
         assert problems[field].startswith(field) and "control character" in problems[field]
-    lifecycle.diff(id_, outs, response.inputs)
+    driver.diff(id_, outs, response.inputs)
     assert calls(qlik_emulator) == []
 
 
-def test_check_normalises_port_float_and_case(lifecycle: Lifecycle) -> None:
-    response = lifecycle.check({
+def test_check_normalises_port_float_and_case(driver: ProviderDriver) -> None:
+    response = driver.check({
         "server_address": " smtp.example.com ", "server_port": 587.0,
         "security_type": "starttls", "email_address": "a@example.com",
     })
@@ -88,8 +84,8 @@ def test_check_normalises_port_float_and_case(lifecycle: Lifecycle) -> None:
     assert state["service_provider"] == "BasicAuth"
 
 
-def test_check_suggests_near_misses(lifecycle: Lifecycle) -> None:
-    response = lifecycle.check({
+def test_check_suggests_near_misses(driver: ProviderDriver) -> None:
+    response = driver.check({
         "server_address": "smtp.example.com", "server_port": 465, "security_type": "ssl",
         "email_address": "a@example.com", "service_provider": "SMTP", "smtp_port": 1,
     })
@@ -102,46 +98,46 @@ def test_check_suggests_near_misses(lifecycle: Lifecycle) -> None:
 # --- API errors: typed, with Qlik's code and the fix --------------------------------------
 
 
-def test_wrong_api_key(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_wrong_api_key(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     demo = qlik_emulator.tenant("demo")
-    text = last_line(failure(lifecycle, basic_props(
+    text = last_line(failure(driver, basic_props(
         qlik_emulator, tenant_url=demo.url, api_key="not-the-key-0123456789")))
     assert "QlikAuthenticationError" in text
     assert "HTTP 401" in text and "qlik:apiKey" in text
 
 
-def test_non_admin_key(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_non_admin_key(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     demo = qlik_emulator.tenant("demo")
-    text = last_line(failure(lifecycle, basic_props(
+    text = last_line(failure(driver, basic_props(
         qlik_emulator, tenant_url=demo.url, api_key=demo.viewer_api_key)))
     assert "QlikPermissionError" in text
     assert "HTTP 403 ROLECHECK-1 Must be a tenant admin" in text and "TenantAdmin" in text
 
 
-def test_unknown_tenant(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_unknown_tenant(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     demo = qlik_emulator.tenant("demo")
     wrong = demo.url.replace("/t/demo", "/t/nosuchtenant")
-    text = last_line(failure(lifecycle, basic_props(
+    text = last_line(failure(driver, basic_props(
         qlik_emulator, tenant_url=wrong, api_key=demo.api_key)))
     assert "QlikNotFoundError" in text and "HTTP 404" in text and "Check the tenant URL" in text
 
 
-def test_smtp_rejects_credentials(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    text = last_line(failure(lifecycle, basic_props(qlik_emulator, email_password="wrong-pw")))
+def test_smtp_rejects_credentials(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    text = last_line(failure(driver, basic_props(qlik_emulator, email_password="wrong-pw")))
     assert "QlikValidationError" in text and "HTTP 400 INPUTCHECK-1" in text
     assert "535" in text  # the SMTP server's own answer
     assert "wrong-pw" not in text
 
 
 def test_verify_connection_failure_names_smtp_message(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     # the console breaks the server name; verify_connection catches it on the next apply
-    news = lifecycle.checked(basic_props(
+    news = driver.checked(basic_props(
         qlik_emulator, server_address="smtp.nowhere.invalid", verify_connection=True))
     with pytest.raises(grpc.RpcError) as info:
-        lifecycle.update(id_, outs, news)
+        driver.update(id_, outs, news)
     text = last_line(str(info.value.details()))
     assert "SmtpCheckError" in text and "connection failed" in text and ".invalid" in text
 
@@ -149,11 +145,11 @@ def test_verify_connection_failure_names_smtp_message(
 def test_missing_credentials(server_factory: Callable[..., ProviderServer],
                              qlik_emulator: Emulator) -> None:
     server = server_factory({}, QLIK_API_KEY="", QLIK_TENANT_URL="")
-    text = last_line(failure(Lifecycle(server), basic_props(qlik_emulator)))
+    text = last_line(failure(ProviderDriver(server), basic_props(qlik_emulator)))
     assert "No tenant URL is set" in text and "qlik:tenantUrl" in text
     server2 = server_factory({"qlik:tenantUrl": qlik_emulator.tenant("demo").url},
                              QLIK_API_KEY="")
-    text = last_line(failure(Lifecycle(server2), basic_props(qlik_emulator)))
+    text = last_line(failure(ProviderDriver(server2), basic_props(qlik_emulator)))
     assert "No credentials for" in text and "qlik:apiKey" in text
 
 
@@ -163,7 +159,7 @@ def test_tls_failure_without_ca_bundle(server_factory: Callable[..., ProviderSer
     # QLIK_CA_BUNDLE empty: the system bundle does not know the emulator's CA
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key},
                             QLIK_CA_BUNDLE="")
-    text = last_line(failure(Lifecycle(server), basic_props(qlik_emulator)))
+    text = last_line(failure(ProviderDriver(server), basic_props(qlik_emulator)))
     assert "QlikTLSError" in text and "qlik:caBundle" in text
     assert "certificate verify failed" in text.lower() or "CERTIFICATE_VERIFY_FAILED" in text
 
@@ -177,7 +173,7 @@ def test_read_timeout(qlik_emulator_factory: Callable[..., Emulator]) -> None:
                           QLIK_READ_TIMEOUT="0.2", QLIK_MAX_RETRIES="1")
     try:
         emu.add_fault("demo", "latency", seconds=1.0, count=2)
-        text = last_line(failure(Lifecycle(server), basic_props(emu)))
+        text = last_line(failure(ProviderDriver(server), basic_props(emu)))
     finally:
         server.stop()
     assert "QlikTimeoutError" in text and "did not answer within" in text
@@ -189,34 +185,34 @@ def test_read_timeout(qlik_emulator_factory: Callable[..., Emulator]) -> None:
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_bursts_within_the_retry_budget_succeed(
-    lifecycle: Lifecycle, qlik_emulator: Emulator, status: int
+    driver: ProviderDriver, qlik_emulator: Emulator, status: int
 ) -> None:
     qlik_emulator.add_fault("demo", "status", status=status, count=3, retry_after=1)
-    id_, _, _ = lifecycle.up(basic_props(qlik_emulator))
+    id_, _, _ = driver.check_and_create(basic_props(qlik_emulator))
     assert id_ == qlik_emulator.tenant("demo").tenant_id
     log = calls(qlik_emulator)
     assert [c[2] for c in log[:4]] == [status, status, status, 200]
 
 
-def test_write_bursts_are_retried(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_write_bursts_are_retried(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     qlik_emulator.add_fault("demo", "status", status=503, count=2, methods=["PUT"])
-    lifecycle.up(basic_props(qlik_emulator))
+    driver.check_and_create(basic_props(qlik_emulator))
     assert calls(qlik_emulator) == [
         (GET, "/", 200), (PUT, "/", 503), (PUT, "/", 503), (PUT, "/", 204), (GET, "/", 200)
     ]
 
 
-def test_dropped_connection_is_retried(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_dropped_connection_is_retried(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     qlik_emulator.add_fault("demo", "drop", count=1, methods=["PUT"])
-    lifecycle.up(basic_props(qlik_emulator))
+    driver.check_and_create(basic_props(qlik_emulator))
     assert [c[:2] for c in calls(qlik_emulator)][-2:] == [(PUT, "/"), (GET, "/")]
 
 
 def test_rate_limit_storm_beyond_budget_fails_clearly(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     qlik_emulator.add_fault("demo", "status", status=429, count=50)
-    text = last_line(failure(lifecycle, basic_props(qlik_emulator)))
+    text = last_line(failure(driver, basic_props(qlik_emulator)))
     assert "QlikRateLimitedError" in text and "(3 retries)" in text
     assert "HTTP 429 HTTP-429 API rate limit reached." in text
     assert "qlik:maxRetries" in text
@@ -224,10 +220,10 @@ def test_rate_limit_storm_beyond_budget_fails_clearly(
 
 
 def test_server_errors_beyond_budget_fail_clearly(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     qlik_emulator.add_fault("demo", "status", status=502, count=50)
-    text = last_line(failure(lifecycle, basic_props(qlik_emulator)))
+    text = last_line(failure(driver, basic_props(qlik_emulator)))
     assert "QlikUnavailableError" in text and "HTTP 502" in text and "(3 retries)" in text
     assert len(calls(qlik_emulator)) == 4
 
@@ -244,9 +240,9 @@ def test_real_rate_limiter_is_ridden_out(
                                  "QLIK_BACKOFF_FACTOR": "0.01"})
     try:
         server.configure({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key})
-        lifecycle = Lifecycle(server)
+        driver = ProviderDriver(server)
         for _ in range(2):
-            lifecycle.up(basic_props(emu))
+            driver.check_and_create(basic_props(emu))
         statuses = [r["status"] for r in emu.requests()]
         assert 429 in statuses and statuses[-1] == 200
     finally:
@@ -262,14 +258,14 @@ def test_oauth_client_credentials_and_token_expiry(
     demo = qlik_emulator.tenant("demo")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:clientId": demo.client_id,
                              "qlik:clientSecret": demo.client_secret}, QLIK_API_KEY="")
-    lifecycle = Lifecycle(server)
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    driver = ProviderDriver(server)
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     tokens = [r for r in qlik_emulator.requests() if r["path"].endswith("/oauth/token")]
     assert len(tokens) == 1  # one token, cached for the three calls
     qlik_emulator.expire_tokens("demo")
     qlik_emulator.clear_requests()
-    news = lifecycle.checked(basic_props(qlik_emulator, server_port=2465))
-    lifecycle.update(id_, outs, news)
+    news = driver.checked(basic_props(qlik_emulator, server_port=2465))
+    driver.update(id_, outs, news)
     log = [(r["method"], r["path"].rsplit("/", 2)[-1], r["status"])
            for r in qlik_emulator.requests()]
     assert log == [(PATCH, "email-config", 401), ("POST", "token", 200),
@@ -281,7 +277,7 @@ def test_oauth_wrong_secret(server_factory: Callable[..., ProviderServer],
     demo = qlik_emulator.tenant("demo")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:clientId": demo.client_id,
                              "qlik:clientSecret": "wrong-client-secret"}, QLIK_API_KEY="")
-    text = last_line(failure(Lifecycle(server), basic_props(qlik_emulator)))
+    text = last_line(failure(ProviderDriver(server), basic_props(qlik_emulator)))
     assert "QlikAuthenticationError" in text and "qlik:clientSecret" in text
     assert "wrong-client-secret" not in text
 
@@ -291,10 +287,10 @@ def test_write_method_put(server_factory: Callable[..., ProviderServer],
     demo = qlik_emulator.tenant("demo")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key,
                              "qlik:writeMethod": "put"})
-    lifecycle = Lifecycle(server)
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    driver = ProviderDriver(server)
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     qlik_emulator.clear_requests()
-    lifecycle.update(id_, outs, lifecycle.checked(basic_props(qlik_emulator, server_port=2465)))
+    driver.update(id_, outs, driver.checked(basic_props(qlik_emulator, server_port=2465)))
     assert calls(qlik_emulator) == [(PUT, "/", 204), (GET, "/", 200)]
 
 
@@ -304,14 +300,14 @@ def test_write_method_patch_creates_with_patch(
     demo = qlik_emulator.tenant("demo")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key,
                              "qlik:writeMethod": "patch"})
-    lifecycle = Lifecycle(server)
-    _, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    driver = ProviderDriver(server)
+    _, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     assert calls(qlik_emulator) == [(GET, "/", 200), (PATCH, "/", 204), (GET, "/", 200)]
     assert plain(outs)["password_exists"] is True
     # forced patch on a tenant without PATCH: a clear error, no silent switch
     qlik_emulator.add_fault("demo", "patch_removed", status=405)
     with pytest.raises(grpc.RpcError) as info:
-        lifecycle.up(basic_props(qlik_emulator))
+        driver.check_and_create(basic_props(qlik_emulator))
     text = last_line(str(info.value.details()))
     assert "QlikPatchUnsupportedError" in text and "HTTP 405" in text
     assert "no longer accepts PATCH" in text and "qlik:writeMethod" in text
@@ -322,15 +318,15 @@ def test_bad_write_method(server_factory: Callable[..., ProviderServer],
     demo = qlik_emulator.tenant("demo")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key,
                              "qlik:writeMethod": "post"})
-    text = last_line(failure(Lifecycle(server), basic_props(qlik_emulator)))
+    text = last_line(failure(ProviderDriver(server), basic_props(qlik_emulator)))
     assert "qlik:writeMethod is 'post'" in text and "auto (default), patch, put" in text
 
 
-def test_diff_unknown_inputs_during_preview(lifecycle: Lifecycle,
+def test_diff_unknown_inputs_during_preview(driver: ProviderDriver,
                                             qlik_emulator: Emulator) -> None:
     from pulumi.runtime import rpc
 
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.check(basic_props(qlik_emulator, server_address=rpc.UNKNOWN))
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.check(basic_props(qlik_emulator, server_address=rpc.UNKNOWN))
     assert not news.failures
-    assert lifecycle.diff(id_, outs, news.inputs).changes == P.DiffResponse.DIFF_SOME
+    assert driver.diff(id_, outs, news.inputs).changes == P.DiffResponse.DIFF_SOME

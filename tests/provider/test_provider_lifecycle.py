@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 import requests
-from provider_harness import Lifecycle, basic_props, calls, is_secret, plain
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.offline.provider_driver import ProviderDriver
+from tests.support.provider import basic_props, calls, is_secret, plain
 
 GET, PUT, PATCH, DELETE = "GET", "PUT", "PATCH", "DELETE"
 
@@ -26,19 +27,19 @@ def live(emu: Emulator, tenant: str = "demo") -> dict[str, Any]:
     return response.json()
 
 
-def test_check_and_diff_make_no_http_calls(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+def test_check_and_diff_make_no_http_calls(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    id_, inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
     qlik_emulator.clear_requests()
-    news = lifecycle.check(basic_props(qlik_emulator, server_port=2465), olds=inputs)
-    diff = lifecycle.diff(id_, outs, news.inputs)
+    news = driver.check(basic_props(qlik_emulator, server_port=2465), olds=inputs)
+    diff = driver.diff(id_, outs, news.inputs)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     assert list(diff.diffs) == [] or "server_port" in diff.diffs
     assert calls(qlik_emulator) == []
 
 
-def test_create_on_empty_tenant(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_create_on_empty_tenant(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     props = basic_props(qlik_emulator, sender_name="Qlik Reports")
-    id_, _, outs = lifecycle.up(props)
+    id_, _, outs = driver.check_and_create(props)
     assert calls(qlik_emulator) == [(GET, "/", 200), (PUT, "/", 204), (GET, "/", 200)]
     state = plain(outs)
     assert id_ == state["tenant_id"] == qlik_emulator.tenant("demo").tenant_id
@@ -54,17 +55,17 @@ def test_create_on_empty_tenant(lifecycle: Lifecycle, qlik_emulator: Emulator) -
     assert "emailPassword" not in str(answer)
 
 
-def test_create_adopts_existing_config(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_create_adopts_existing_config(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     qlik_emulator.set_config(
         "demo",
         {"serverAddress": "old.example.com", "serverPort": 25, "securityType": "none",
          "emailAddress": "old@example.com"},
     )
-    _, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    _, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     assert calls(qlik_emulator)[-3:] == [(GET, "/", 200), (PUT, "/", 204), (GET, "/", 200)]
     assert plain(outs)["server_address"] == "email-smtp.eu-west-2.amazonaws.com"
     assert live(qlik_emulator)["securityType"] == "SSL/TLS"
-    assert "adopting the existing email configuration" in lifecycle.server.stderr()
+    assert "adopting the existing email configuration" in driver.server.stderr()
 
 
 PATCHABLE = [
@@ -77,44 +78,44 @@ PATCHABLE = [
 
 @pytest.mark.parametrize(("field", "value", "qlik_path"), PATCHABLE)
 def test_update_one_field_is_one_patch_and_one_get(
-    lifecycle: Lifecycle, qlik_emulator: Emulator, field: str, value: Any, qlik_path: str
+    driver: ProviderDriver, qlik_emulator: Emulator, field: str, value: Any, qlik_path: str
 ) -> None:
-    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.check(basic_props(qlik_emulator, **{field: value}), olds=inputs).inputs
-    diff = lifecycle.diff(id_, outs, news)
+    id_, inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.check(basic_props(qlik_emulator, **{field: value}), olds=inputs).inputs
+    diff = driver.diff(id_, outs, news)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     assert list(diff.replaces) == []
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     assert calls(qlik_emulator) == [(PATCH, "/", 204), (GET, "/", 200)]
     assert plain(updated.properties)[field] == value
     assert live(qlik_emulator)[qlik_path[1:]] == value
 
 
 def test_patch_deprecation_is_logged_once_per_process(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     # The emulator marks PATCH answers deprecated (Deprecation/Sunset headers).
-    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+    id_, inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
     for port in (587, 2465):
-        news = lifecycle.check(basic_props(qlik_emulator, server_port=port), olds=inputs).inputs
-        outs = lifecycle.update(id_, outs, news).properties
+        news = driver.check(basic_props(qlik_emulator, server_port=port), olds=inputs).inputs
+        outs = driver.update(id_, outs, news).properties
         inputs = news
-    assert lifecycle.server.stderr().count("as deprecated") == 1
-    assert "set qlik:writeMethod=put" in lifecycle.server.stderr()
+    assert driver.server.stderr().count("as deprecated") == 1
+    assert "set qlik:writeMethod=put" in driver.server.stderr()
 
 
 def test_update_username_and_password_patches_both(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     qlik_emulator.add_smtp_user("reports-bot", "n3w-Passw0rd-xyz")
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.checked(
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.checked(
         basic_props(qlik_emulator, username="reports-bot", email_password="n3w-Passw0rd-xyz",
                     verify_connection=True)
     )
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     # verify_connection proves the tenant now logs in with the new credentials
     assert calls(qlik_emulator) == [
         (PATCH, "/", 204), (GET, "/", 200), ("POST", "/actions/verify-connection", 200)
@@ -122,31 +123,31 @@ def test_update_username_and_password_patches_both(
     assert plain(updated.properties)["username"] == "reports-bot"
 
 
-def test_sender_name_needs_put(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.checked(basic_props(qlik_emulator, sender_name="Qlik Alerts"))
+def test_sender_name_needs_put(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.checked(basic_props(qlik_emulator, sender_name="Qlik Alerts"))
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     assert calls(qlik_emulator) == [(PUT, "/", 204), (GET, "/", 200)]
     assert plain(updated.properties)["sender_name"] == "Qlik Alerts"
 
 
-def test_password_rotation(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_password_rotation(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     # a user of its own: the emulator keeps SMTP users across tests
     qlik_emulator.add_smtp_user("rotating-user", "first-Secret-41")
     creds = {"username": "rotating-user"}
-    id_, _inputs, outs = lifecycle.up(
+    id_, _inputs, outs = driver.check_and_create(
         basic_props(qlik_emulator, email_password="first-Secret-41", **creds)
     )
     qlik_emulator.add_smtp_user("rotating-user", "rotated-Secret-42")
-    news = lifecycle.checked(
+    news = driver.checked(
         basic_props(qlik_emulator, email_password="rotated-Secret-42", verify_connection=True,
                     **creds)
     )
-    diff = lifecycle.diff(id_, outs, news)
+    diff = driver.diff(id_, outs, news)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     assert calls(qlik_emulator) == [
         (PATCH, "/", 204), (GET, "/", 200), ("POST", "/actions/verify-connection", 200)
     ]
@@ -154,22 +155,22 @@ def test_password_rotation(lifecycle: Lifecycle, qlik_emulator: Emulator) -> Non
     assert is_secret(updated.properties, "email_password")
 
 
-def test_same_inputs_diff_to_nothing(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.checked(basic_props(qlik_emulator))
-    assert lifecycle.diff(id_, outs, news).changes == P.DiffResponse.DIFF_NONE
+def test_same_inputs_diff_to_nothing(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.checked(basic_props(qlik_emulator))
+    assert driver.diff(id_, outs, news).changes == P.DiffResponse.DIFF_NONE
 
 
-def test_read_shows_console_drift(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_read_shows_console_drift(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     props = basic_props(qlik_emulator)
-    id_, inputs, outs = lifecycle.up(props)
+    id_, inputs, outs = driver.check_and_create(props)
     qlik_emulator.set_config("demo", {
         "serverAddress": props["server_address"], "serverPort": 587, "securityType": "StartTLS",
         "emailAddress": props["email_address"], "username": props["username"],
         "emailPassword": props["email_password"],
     })
     qlik_emulator.clear_requests()
-    read = lifecycle.read(id_, outs, inputs)
+    read = driver.read(id_, outs, inputs)
     assert calls(qlik_emulator) == [(GET, "/", 200)]
     assert read.id == id_
     state, rebuilt = plain(read.properties), plain(read.inputs)
@@ -177,17 +178,17 @@ def test_read_shows_console_drift(lifecycle: Lifecycle, qlik_emulator: Emulator)
     assert (rebuilt["server_port"], rebuilt["security_type"]) == (587, "StartTLS")
     assert rebuilt["email_password"] == props["email_password"]
     # the next `up` brings the tenant back to the declared state
-    news = lifecycle.checked(props)
-    assert lifecycle.diff(id_, read.properties, news).changes == P.DiffResponse.DIFF_SOME
+    news = driver.checked(props)
+    assert driver.diff(id_, read.properties, news).changes == P.DiffResponse.DIFF_SOME
     qlik_emulator.clear_requests()
-    lifecycle.update(id_, read.properties, news)
+    driver.update(id_, read.properties, news)
     assert calls(qlik_emulator) == [(PATCH, "/", 204), (GET, "/", 200)]
     assert live(qlik_emulator)["serverPort"] == 465
 
 
-def test_read_shows_removed_password(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_read_shows_removed_password(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     props = basic_props(qlik_emulator)
-    id_, inputs, outs = lifecycle.up(props)
+    id_, inputs, outs = driver.check_and_create(props)
     qlik_emulator.set_config("demo", {
         k: v for k, v in {
             "serverAddress": props["server_address"], "serverPort": 465,
@@ -195,59 +196,59 @@ def test_read_shows_removed_password(lifecycle: Lifecycle, qlik_emulator: Emulat
             "username": props["username"],
         }.items()
     })
-    read = lifecycle.read(id_, outs, inputs)
+    read = driver.read(id_, outs, inputs)
     state, rebuilt = plain(read.properties), plain(read.inputs)
     assert state["password_exists"] is False
     assert "email_password" not in rebuilt
     assert state.get("email_password") is None
-    news = lifecycle.checked(props)
-    diff = lifecycle.diff(id_, read.properties, news)
+    news = driver.checked(props)
+    diff = driver.diff(id_, read.properties, news)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, read.properties, news)
+    updated = driver.update(id_, read.properties, news)
     assert calls(qlik_emulator) == [(PATCH, "/", 204), (GET, "/", 200)]
     assert plain(updated.properties)["password_exists"] is True
 
 
 def test_read_of_config_deleted_outside_pulumi(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
-    id_, inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    lifecycle.delete(id_, outs)
-    read = lifecycle.read(id_, outs, inputs)
+    id_, inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    driver.delete(id_, outs)
+    read = driver.read(id_, outs, inputs)
     assert read.id == ""
 
 
-def test_delete_then_delete_missing(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+def test_delete_then_delete_missing(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
     qlik_emulator.clear_requests()
-    lifecycle.delete(id_, outs)
+    driver.delete(id_, outs)
     # GET first: only the configuration this resource wrote is deleted
     assert calls(qlik_emulator) == [(GET, "/", 200), (DELETE, "/", 204)]
     assert live(qlik_emulator)["isValid"] is False
     qlik_emulator.clear_requests()
-    lifecycle.delete(id_, outs)  # already gone: no error, nothing to delete
+    driver.delete(id_, outs)  # already gone: no error, nothing to delete
     assert calls(qlik_emulator) == [(GET, "/", 200)]
 
 
-def test_changed_tenant_replaces(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_changed_tenant_replaces(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     acme = qlik_emulator.tenant("acme")
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.checked(
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.checked(
         basic_props(qlik_emulator, tenant_url=acme.url, api_key=acme.api_key)
     )
-    diff = lifecycle.diff(id_, outs, news)
+    diff = driver.diff(id_, outs, news)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     assert list(diff.replaces) == ["tenant_url"]
     # naming the stack's own tenant explicitly is not a move
     demo_url = qlik_emulator.tenant("demo").url
-    same = lifecycle.checked(basic_props(qlik_emulator, tenant_url=demo_url))
-    assert list(lifecycle.diff(id_, outs, same).replaces) == []
+    same = driver.checked(basic_props(qlik_emulator, tenant_url=demo_url))
+    assert list(driver.diff(id_, outs, same).replaces) == []
 
 
-def test_per_resource_tenant_and_key(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
+def test_per_resource_tenant_and_key(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
     acme = qlik_emulator.tenant("acme")
-    id_, _inputs, outs = lifecycle.up(
+    id_, _inputs, outs = driver.check_and_create(
         basic_props(qlik_emulator, tenant_url=acme.url, api_key=acme.api_key)
     )
     assert id_ == acme.tenant_id
@@ -257,27 +258,27 @@ def test_per_resource_tenant_and_key(lifecycle: Lifecycle, qlik_emulator: Emulat
 
 
 def test_patch_removed_falls_back_to_put_and_remembers(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     # tenant acme, per-resource credentials: the "PATCH is gone" memory is per tenant
     acme = qlik_emulator.tenant("acme")
     creds = {"tenant_url": acme.url, "api_key": acme.api_key}
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator, **creds))
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator, **creds))
     qlik_emulator.add_fault("acme", "patch_removed", status=410)
-    news = lifecycle.checked(basic_props(qlik_emulator, server_port=2465, **creds))
+    news = driver.checked(basic_props(qlik_emulator, server_port=2465, **creds))
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     assert calls(qlik_emulator, "acme") == [(PATCH, "/", 410), (PUT, "/", 204), (GET, "/", 200)]
     assert plain(updated.properties)["server_port"] == 2465
-    news2 = lifecycle.checked(basic_props(qlik_emulator, server_port=465, **creds))
+    news2 = driver.checked(basic_props(qlik_emulator, server_port=465, **creds))
     qlik_emulator.clear_requests()
-    lifecycle.update(id_, updated.properties, news2)
+    driver.update(id_, updated.properties, news2)
     assert calls(qlik_emulator, "acme") == [(PUT, "/", 204), (GET, "/", 200)]
-    assert "switching to PUT" in lifecycle.server.stderr()
+    assert "switching to PUT" in driver.server.stderr()
 
 
-def test_microsoft365_create_and_switch(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    id_, _inputs, outs = lifecycle.up(basic_props(qlik_emulator))
+def test_microsoft365_create_and_switch(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    id_, _inputs, outs = driver.check_and_create(basic_props(qlik_emulator))
     m365 = {
         "service_provider": "Microsoft365",
         "client_id": "12345678-1234-1234-1234-123456789012",
@@ -285,10 +286,10 @@ def test_microsoft365_create_and_switch(lifecycle: Lifecycle, qlik_emulator: Emu
         "provider_tenant_id": "87654321-4321-4321-4321-210987654321",
         "email_address": "alerts@example.com",
     }
-    news = lifecycle.checked(m365)
-    assert lifecycle.diff(id_, outs, news).changes == P.DiffResponse.DIFF_SOME
+    news = driver.checked(m365)
+    assert driver.diff(id_, outs, news).changes == P.DiffResponse.DIFF_SOME
     qlik_emulator.clear_requests()
-    updated = lifecycle.update(id_, outs, news)
+    updated = driver.update(id_, outs, news)
     assert calls(qlik_emulator) == [(PUT, "/", 204), (GET, "/", 200)]
     state = plain(updated.properties)
     assert state["service_provider"] == "Microsoft365"
@@ -300,14 +301,14 @@ def test_microsoft365_create_and_switch(lifecycle: Lifecycle, qlik_emulator: Emu
     assert answer["serviceProvider"] == "Microsoft365"
     assert m365["client_secret"] not in str(answer)
     # rotating the client secret is a PUT (PATCH knows BasicAuth paths only)
-    news2 = lifecycle.checked({**m365, "client_secret": "rotated-m365-secret"})
+    news2 = driver.checked({**m365, "client_secret": "rotated-m365-secret"})
     qlik_emulator.clear_requests()
-    lifecycle.update(id_, updated.properties, news2)
+    driver.update(id_, updated.properties, news2)
     assert calls(qlik_emulator) == [(PUT, "/", 204), (GET, "/", 200)]
 
 
-def test_test_email_is_delivered(lifecycle: Lifecycle, qlik_emulator: Emulator) -> None:
-    lifecycle.up(basic_props(qlik_emulator, test_email_recipient="admin@example.com",
+def test_test_email_is_delivered(driver: ProviderDriver, qlik_emulator: Emulator) -> None:
+    driver.check_and_create(basic_props(qlik_emulator, test_email_recipient="admin@example.com",
                              verify_connection=True))
     assert calls(qlik_emulator)[-2:] == [
         ("POST", "/actions/verify-connection", 200), ("POST", "/actions/send-test-email", 200)

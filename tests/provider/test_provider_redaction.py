@@ -1,7 +1,7 @@
 """No secret in any error, whatever form a server echoes it in.
 
 The helper alone (redaction.py), the client against a real HTTP tenant that
-echoes secrets (echo_tenant.py), and the provider host end to end: create
+echoes secrets (tests/support/echo_tenant.py), and the provider host end to end: create
 errors, SMTP check messages and check failures.
 """
 
@@ -14,8 +14,6 @@ from urllib.parse import quote, quote_plus
 
 import grpc
 import pytest
-from echo_tenant import echoed, leaks, serve
-from provider_harness import Lifecycle, basic_props, calls
 
 from qlik_email_resource.client import QlikClient
 from qlik_email_resource.emulator import Emulator
@@ -26,8 +24,11 @@ from qlik_email_resource.errors import (
     error_for_status,
 )
 from qlik_email_resource.offline.grpc_servers import ProviderServer
+from qlik_email_resource.offline.provider_driver import ProviderDriver
 from qlik_email_resource.redaction import REDACTED, redact
 from qlik_email_resource.settings import RetryPolicy, Settings
+from tests.support.echo_tenant import echoed, leaks, serve
+from tests.support.provider import basic_props, calls
 
 PASSWORD = "Grüße \"CANARY\" 'pw' \\ 😀"
 API_KEY = "qlikemu_ECHO-CANARY-KEY-27182"
@@ -143,13 +144,13 @@ def test_provider_create_error_holds_no_echoed_secret() -> None:
     with serve("reject") as url:
         server = echo_server(url)
         try:
-            lifecycle = Lifecycle(server)
+            driver = ProviderDriver(server)
             with pytest.raises(grpc.RpcError):
-                lifecycle.create(lifecycle.checked(smtp_props()))
+                driver.create(driver.checked(smtp_props()))
             stderr = server.stderr()
         finally:
             server.stop()
-    (details,) = lifecycle.errors
+    (details,) = driver.errors
     assert "QlikValidationError" in details and "HTTP 400 INPUTCHECK-1" in details
     assert not leaks(details, SECRETS), details
     assert not leaks(stderr, SECRETS)
@@ -159,22 +160,22 @@ def test_provider_smtp_check_message_holds_no_echoed_password() -> None:
     with serve("accept") as url:
         server = echo_server(url)
         try:
-            lifecycle = Lifecycle(server)
+            driver = ProviderDriver(server)
             with pytest.raises(grpc.RpcError):
-                lifecycle.create(lifecycle.checked(smtp_props(verify_connection=True)))
+                driver.create(driver.checked(smtp_props(verify_connection=True)))
         finally:
             server.stop()
-    (details,) = lifecycle.errors
+    (details,) = driver.errors
     assert SmtpCheckError.__name__ in details and "535 authentication failed" in details
     assert not leaks(details, SECRETS), details
 
 
 @pytest.mark.parametrize("field", ["server_address", "email_address", "sender_name"])
 def test_check_failure_never_quotes_a_pasted_secret(
-    lifecycle: Lifecycle, qlik_emulator: Emulator, field: str
+    driver: ProviderDriver, qlik_emulator: Emulator, field: str
 ) -> None:
     password = "pa'ss\"wörd-CANARY\r\n"
-    response = lifecycle.check(basic_props(qlik_emulator, email_password=password,
+    response = driver.check(basic_props(qlik_emulator, email_password=password,
                                            **{field: password}))
     reasons = [f.reason for f in response.failures]
     assert [f.property for f in response.failures] == [field]
@@ -183,10 +184,10 @@ def test_check_failure_never_quotes_a_pasted_secret(
 
 
 def test_check_failure_never_quotes_the_api_key(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
     key = qlik_emulator.tenant("acme").api_key
-    response = lifecycle.check(basic_props(qlik_emulator, tenant_url=f"ftp://{key}",
+    response = driver.check(basic_props(qlik_emulator, tenant_url=f"ftp://{key}",
                                            api_key=key))
     reasons = "\n".join(f.reason for f in response.failures)
     assert "tenant_url" in [f.property for f in response.failures]

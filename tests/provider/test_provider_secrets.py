@@ -9,12 +9,13 @@ from collections.abc import Callable
 import dill
 import grpc
 import pytest
-from provider_harness import Lifecycle, basic_props, clear_text, is_secret, serialized_provider
 from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline.grpc_servers import ProviderServer
+from qlik_email_resource.offline.provider_driver import ProviderDriver, serialized_provider
 from qlik_email_resource.provider import TenantEmailConfigProvider
+from tests.support.provider import basic_props, clear_text, is_secret
 
 PASSWORD = "Sm7p-Pa55word-LEAK-CANARY"
 NEW_PASSWORD = "R0tated-Pa55word-LEAK-CANARY"
@@ -33,27 +34,27 @@ def test_no_secret_in_any_response_log_or_error(
     demo, acme = qlik_emulator.tenant("demo"), qlik_emulator.tenant("acme")
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:apiKey": demo.api_key},
                             QLIK_LOG_LEVEL="DEBUG")
-    lifecycle = Lifecycle(server)
+    driver = ProviderDriver(server)
     qlik_emulator.add_smtp_user("canary-user", PASSWORD)
     creds = {"tenant_url": acme.url, "api_key": acme.api_key}
     props = basic_props(qlik_emulator, username="canary-user", email_password=PASSWORD,
                         verify_connection=True, test_email_recipient="ops@example.com")
     # the whole lifecycle, on the stack's tenant and with a per-resource key
     for extra in ({}, creds):
-        id_, _, outs = lifecycle.up({**props, **extra})
+        id_, _, outs = driver.check_and_create({**props, **extra})
         assert is_secret(outs, "email_password")
         qlik_emulator.add_smtp_user("canary-user", NEW_PASSWORD)
-        news = lifecycle.checked({**props, **extra, "email_password": NEW_PASSWORD})
-        lifecycle.diff(id_, outs, news)
-        updated = lifecycle.update(id_, outs, news)
-        read = lifecycle.read(id_, updated.properties, news)
+        news = driver.checked({**props, **extra, "email_password": NEW_PASSWORD})
+        driver.diff(id_, outs, news)
+        updated = driver.update(id_, outs, news)
+        read = driver.read(id_, updated.properties, news)
         assert is_secret(read.inputs, "email_password")
-        lifecycle.delete(id_, read.properties)
+        driver.delete(id_, read.properties)
         qlik_emulator.add_smtp_user("canary-user", PASSWORD)
     # Microsoft365 with its client secret
     m365 = {"service_provider": "Microsoft365", "client_id": "cid-1", "client_secret": M365_SECRET,
             "provider_tenant_id": "ptid-1", "email_address": "alerts@example.com"}
-    id_, _, outs = lifecycle.up(m365)
+    id_, _, outs = driver.check_and_create(m365)
     assert is_secret(outs, "client_secret")
     # failures: wrong SMTP password, wrong API key, unknown tenant
     for bad in (
@@ -62,14 +63,14 @@ def test_no_secret_in_any_response_log_or_error(
         {**props, "tenant_url": demo.url.replace("/t/demo", "/t/none"), "api_key": demo.api_key},
     ):
         with pytest.raises(grpc.RpcError):
-            lifecycle.up(bad)
-    assert len(lifecycle.errors) == 3
+            driver.check_and_create(bad)
+    assert len(driver.errors) == 3
     secrets = [PASSWORD, NEW_PASSWORD, M365_SECRET, demo.api_key, acme.api_key]
-    responses = [clear_text(r) for r in lifecycle.responses]
+    responses = [clear_text(r) for r in driver.responses]
     assert len(responses) > 15
     stderr = server.stderr()
     assert "DEBUG" in stderr and "PATCH" in stderr  # the debug log really ran
-    scan(responses + lifecycle.errors + [stderr], secrets)
+    scan(responses + driver.errors + [stderr], secrets)
 
 
 def test_oauth_secret_and_token_never_logged(
@@ -79,11 +80,11 @@ def test_oauth_secret_and_token_never_logged(
     server = server_factory({"qlik:tenantUrl": demo.url, "qlik:clientId": demo.client_id,
                              "qlik:clientSecret": demo.client_secret},
                             QLIK_API_KEY="", QLIK_LOG_LEVEL="DEBUG")
-    lifecycle = Lifecycle(server)
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
+    driver = ProviderDriver(server)
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
     qlik_emulator.expire_tokens("demo")
-    lifecycle.delete(id_, outs)
-    scan([server.stderr(), *(clear_text(r) for r in lifecycle.responses)],
+    driver.delete(id_, outs)
+    scan([server.stderr(), *(clear_text(r) for r in driver.responses)],
          [demo.client_secret, qlik_emulator.smtp_user[1]])
 
 
@@ -119,10 +120,10 @@ def test_serialized_provider_is_small_and_credential_free(
 
 
 def test_diff_hides_nothing_but_names_password_change(
-    lifecycle: Lifecycle, qlik_emulator: Emulator
+    driver: ProviderDriver, qlik_emulator: Emulator
 ) -> None:
-    id_, _, outs = lifecycle.up(basic_props(qlik_emulator))
-    news = lifecycle.checked(basic_props(qlik_emulator, email_password="another-one-123"))
-    diff = lifecycle.diff(id_, outs, news)
+    id_, _, outs = driver.check_and_create(basic_props(qlik_emulator))
+    news = driver.checked(basic_props(qlik_emulator, email_password="another-one-123"))
+    diff = driver.diff(id_, outs, news)
     assert diff.changes == P.DiffResponse.DIFF_SOME
     assert "another-one-123" not in str(diff)
