@@ -34,22 +34,18 @@ from typing import Any
 
 import requests
 import yaml
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime._serialization import _serialize
+
+# Run as a script, this directory is first on sys.path: minimal_provider imports as a
+# top-level module, which is the name it is pickled by (the cold-start host gets this
+# directory on its PYTHONPATH to unpickle it).
+from minimal_provider import MinimalProvider
 from pulumi.runtime.proto import provider_pb2 as P
+
+from qlik_email_resource.offline.grpc_servers import ProviderServer, from_struct
+from qlik_email_resource.offline.provider_driver import ProviderDriver, serialized_provider
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))  # minimal_provider, pickled by reference as the host imports it
-
-from minimal_provider import MinimalProvider  # noqa: E402
-
-from qlik_email_resource.offline.grpc_servers import (  # noqa: E402
-    ProviderServer,
-    from_struct,
-    to_struct,
-)
-from qlik_email_resource.provider import TenantEmailConfigProvider  # noqa: E402
 
 URN = "urn:pulumi:bench::bench::pulumi-python:dynamic/qlik:TenantEmailConfig::mail"
 EMAIL_CONFIG = "/api/v1/transports/email-config"
@@ -157,27 +153,6 @@ def median(values: Sequence[float]) -> float:
 # --- 1. HTTP calls per operation ---------------------------------------------------------------
 
 
-def provider_string(provider: Any) -> str:
-    serialized, _ = _serialize(True, serialize_provider, provider)
-    return str(serialized)
-
-
-class Engine:
-    """The engine's calls for one resource, against a provider host."""
-
-    def __init__(self, server: ProviderServer, provider: str) -> None:
-        self.stub = server.stub
-        self.provider = provider
-
-    def check(self, props: Mapping[str, Any], olds: Any = None) -> Any:
-        response = self.stub.Check(P.CheckRequest(
-            urn=URN, olds=olds or to_struct({}),
-            news=to_struct({"__provider": self.provider, **props})))
-        if response.failures:
-            raise SystemExit(f"check failed: {[(f.property, f.reason) for f in response.failures]}")
-        return response.inputs
-
-
 def calls_per_operation(report: Report) -> None:
     print("1. HTTP calls per operation (real provider host, emulator request log)", flush=True)
     with emulator(["bench"]) as emu:
@@ -185,7 +160,7 @@ def calls_per_operation(report: Report) -> None:
         server = ProviderServer(env={"QLIK_CA_BUNDLE": emu.ca_file})
         try:
             server.configure({"qlik:tenantUrl": tenant["url"], "qlik:apiKey": tenant["api_key"]})
-            engine = Engine(server, provider_string(TenantEmailConfigProvider()))
+            driver = ProviderDriver(server, urn=URN)
             user, password = emu.info["smtp"]["username"], emu.info["smtp"]["password"]
             props = {"server_address": "email-smtp.eu-west-2.amazonaws.com", "server_port": 465,
                      "security_type": "SSL/TLS", "email_address": "qlik@example.com",
@@ -198,28 +173,23 @@ def calls_per_operation(report: Report) -> None:
                 counts[name] = [r["method"] for r in emu.requests()]
                 return result
 
-            inputs = measure("check", lambda: engine.check(props))
-            created = measure("create", lambda: engine.stub.Create(
-                P.CreateRequest(urn=URN, properties=inputs)))
+            inputs = measure("check", lambda: driver.checked(props))
+            created = measure("create", lambda: driver.create(inputs))
             outs = created.properties
-            news = engine.check({**props, "server_port": 2465}, olds=inputs)
-            measure("diff", lambda: engine.stub.Diff(
-                P.DiffRequest(id=created.id, urn=URN, olds=outs, news=news)))
-            updated = measure("update (one field)", lambda: engine.stub.Update(
-                P.UpdateRequest(id=created.id, urn=URN, olds=outs, news=news)))
+            news = driver.checked({**props, "server_port": 2465}, olds=inputs)
+            measure("diff", lambda: driver.diff(created.id, outs, news))
+            updated = measure("update (one field)",
+                              lambda: driver.update(created.id, outs, news))
             outs = updated.properties
-            measure("read", lambda: engine.stub.Read(
-                P.ReadRequest(id=created.id, urn=URN, properties=outs, inputs=news)))
+            measure("read", lambda: driver.read(created.id, outs, news))
 
             def noop_up() -> Any:
-                again = engine.check({**props, "server_port": 2465}, olds=news)
-                diff = engine.stub.Diff(P.DiffRequest(id=created.id, urn=URN, olds=outs,
-                                                      news=again))
+                again = driver.checked({**props, "server_port": 2465}, olds=news)
+                diff = driver.diff(created.id, outs, again)
                 assert diff.changes != P.DiffResponse.DIFF_SOME, "a no-op up found changes"
 
             measure("no-op up (check + diff)", noop_up)
-            measure("delete", lambda: engine.stub.Delete(
-                P.DeleteRequest(id=created.id, urn=URN, properties=outs)))
+            measure("delete", lambda: driver.delete(created.id, outs))
             assert from_struct(outs)
         finally:
             server.stop()
@@ -250,17 +220,15 @@ def cold_start(report: Report, runs: int) -> None:
                  "username": user, "email_password": password}
         env = {"QLIK_CA_BUNDLE": emu.ca_file, "BENCH_API_KEY": tenant["api_key"],
                "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-        ours_string = provider_string(TenantEmailConfigProvider())
-        minimal_string = provider_string(MinimalProvider())
+        ours_string = serialized_provider()
+        minimal_string = serialized_provider(MinimalProvider())
 
         def once(provider: str, config: Mapping[str, str], news: Mapping[str, Any]) -> float:
             started = time.perf_counter()
             server = ProviderServer(env=env, cwd=HERE)
             try:
                 server.configure(config)
-                engine = Engine(server, provider)
-                inputs = engine.check(news)
-                server.stub.Create(P.CreateRequest(urn=URN, properties=inputs))
+                ProviderDriver(server, provider, urn=URN).check_and_create(news)
                 return time.perf_counter() - started
             finally:
                 server.stop()
@@ -507,7 +475,7 @@ def fleet(report: Report, count: int) -> None:
 
 def provider_size(report: Report) -> None:
     print("6. serialized provider", flush=True)
-    encoded = provider_string(TenantEmailConfigProvider())
+    encoded = serialized_provider()
     raw = base64.b64decode(encoded)
     report.add("state", "serialized provider (__provider), bytes", str(len(encoded)), "< 1024",
                verdict(len(encoded) < 1024, f"{len(encoded) - 1024} bytes over"),
