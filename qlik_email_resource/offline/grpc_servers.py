@@ -4,7 +4,8 @@
 host) and ``AnalyzerServer`` runs a policy pack's ``__main__.py`` (the real
 pulumi-policy analyzer). Both print their port on stdout and serve gRPC on
 127.0.0.1. The offline runner, the tests and the benchmarks all use these two
-classes, so every path through the provider and the pack is the engine's path.
+classes, so every path through the provider and the pack is the engine's path
+(the engine's calls to one resource: ``provider_driver.ProviderDriver``).
 """
 
 from __future__ import annotations
