@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,11 @@ class AutomationBackend:
         state_dir: Path,
         environ: Mapping[str, str] | None = None,
         policy_config: Mapping[str, Mapping[str, Any]] | None = None,
+        cli_env: Mapping[str, str] | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> None:
+        """``cli_env``: extra environment for every CLI process (the demo's own backend
+        and passphrase). ``on_output``: each line the CLI prints for a stack operation."""
         if not cli_available():
             raise BackendError(
                 "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) "
@@ -76,7 +80,9 @@ class AutomationBackend:
             )
         from qlik_email_resource.pulumi_cli import policy_pack_for_cli
 
-        env = os.environ if environ is None else environ
+        self.cli_env = dict(cli_env or {})
+        env = {**(os.environ if environ is None else environ), **self.cli_env}
+        self.on_output = on_output
         self.fleet = fleet
         state_dir.mkdir(parents=True, exist_ok=True)
         # A pack directory, or where the CLI has no Python language host, a launcher
@@ -123,7 +129,7 @@ class AutomationBackend:
                 # The engine starts the dynamic provider through a shell shim that
                 # runs the virtualenv's python (PULUMI_RUNTIME_VIRTUALENV) or python3
                 # from PATH; it must be this one, where qlik_email_resource lives.
-                env_vars=_provider_python_env(),
+                env_vars={**self.cli_env, **_provider_python_env()},
             ),
         )
         set_stack_config(stack, stack_config(resolved))
@@ -139,7 +145,9 @@ class AutomationBackend:
         stack_outputs: dict[str, Any] = {}
         try:
             stack = self._stack(resolved)
-            common: dict[str, Any] = {"on_event": events.handle, "color": "never"}
+            common: dict[str, Any] = {
+                "on_event": events.handle, "on_output": self.on_output, "color": "never",
+            }
             policies: dict[str, Any] = {
                 "policy_packs": self.policy_packs or None,
                 "policy_pack_configs": self.policy_config_files or None,

@@ -12,7 +12,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,14 @@ class OfflineBackend:
         state_dir: Path,
         policy_config: Mapping[str, Mapping[str, Any]] | None = None,
         analyzers: Sequence[Any] = (),
+        on_output: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_output``: the runner's report of each stack operation (the demo shows it)."""
         from qlik_email_resource.offline.grpc_servers import AnalyzerServer
         from qlik_email_resource.offline.lock import FileLock
 
         self.fleet = fleet
+        self.on_output = on_output
         self.policy_packs = [str(Path(p).resolve()) for p in policy_packs]
         self.policy_config = dict(fleet.policy_config if policy_config is None else policy_config)
         self.state_dir = state_dir
@@ -164,6 +167,7 @@ class OfflineBackend:
             self._run(resolved, stack, operation, options, outcome)
         except PolicyViolationError as exc:
             if exc.result is not None:
+                self._told(exc.result)
                 self._planned(exc.result, outcome.prior, operation, outcome)
             outcome.result = BLOCKED
             outcome.violations = _findings(exc.result.violations if exc.result else exc.violations)
@@ -183,7 +187,7 @@ class OfflineBackend:
     ) -> None:
         before = _resource(stack.state())
         if operation == "destroy":
-            result = stack.destroy()
+            result = self._told(stack.destroy())
             deleted = any(s.op == "delete" and s.type == RESOURCE_TYPE for s in result.steps)
             outcome.result = "deleted" if deleted else "not deployed"
             outcome.changes = changes_from("delete", before, {}) if deleted else []
@@ -204,7 +208,7 @@ class OfflineBackend:
             self._preview_refreshed(resolved, stack, outcome)
             return
         if refresh:
-            stack.refresh()
+            self._told(stack.refresh())
             refreshed = _resource(stack.state())
             outcome.drift = drift_from(before, refreshed)
             outcome.refreshed = True
@@ -213,7 +217,7 @@ class OfflineBackend:
             outcome.result = "drifted" if outcome.drift else "unchanged"
             return
         outcome.prior = refreshed if refreshed is not None else before
-        result = stack.preview() if operation == "preview" else stack.up()
+        result = self._told(stack.preview() if operation == "preview" else stack.up())
         self._planned(result, outcome.prior, operation, outcome)
 
     def _preview_refreshed(self, resolved: ResolvedTenant, stack: Any, outcome: _Outcome) -> None:
@@ -230,12 +234,17 @@ class OfflineBackend:
             scratch_file = Path(scratch_dir) / f"{resolved.tenant.name}.json"
             StateFile(scratch_file).save(state, tool=HEADER)
             scratch = self._stack(resolved, scratch_file)
-            scratch.refresh()
+            self._told(scratch.refresh())
             refreshed = _resource(scratch.state())
             outcome.drift = drift_from(_resource(state), refreshed)
             outcome.refreshed = True
             outcome.live = refreshed
-            self._planned(scratch.preview(), refreshed, "preview", outcome)
+            self._planned(self._told(scratch.preview()), refreshed, "preview", outcome)
+
+    def _told(self, result: Any) -> Any:
+        if self.on_output is not None:
+            self.on_output(result.report())
+        return result
 
     def _planned(self, result: Any, prior: Any, operation: str, outcome: _Outcome) -> None:
         step = next((s for s in result.steps if s.type == RESOURCE_TYPE), None)
