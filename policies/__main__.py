@@ -1,23 +1,11 @@
 """The Qlik email policy pack of this repository: ``pulumi preview --policy-pack policies``.
 
-The rules live in the packaged pack, ``qlik_email_resource/policy_pack/rules.py``,
-which users get with ``pip install``; this pack assembles the same file, so the
-rules exist once. It loads the file by path, not through ``qlik_email_resource``:
-under the Pulumi CLI this pack runs in its own virtualenv (``policies/venv``), which
-has only ``pulumi`` and ``pulumi_policy``.
+It serves the packaged pack (``qlik_email_resource/policy_pack``), which users get
+with ``pip install``, so the rules exist once. The CLI runs this file with the
+Python that has ``qlik_email_resource`` installed (PulumiPolicy.yaml names no
+virtualenv): the one the program and its dynamic provider already need.
 """
 
-import sys
-from pathlib import Path
+from qlik_email_resource.policy_pack import serve
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "qlik_email_resource" / "policy_pack"))
-
-from pulumi_policy import EnforcementLevel, PolicyPack
-from rules import POLICIES
-
-PolicyPack(
-    name="qlik-email",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    policies=list(POLICIES),
-    description="Review rules for Qlik Cloud tenant email (SMTP) configurations.",
-)
+serve()

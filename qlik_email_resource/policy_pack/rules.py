@@ -1,4 +1,11 @@
-"""The rules of the Qlik email policy pack: one function per rule, then ``POLICIES``.
+"""The rules of the Qlik email policy pack: each rule's function, then its policy.
+
+Each rule is a name constant (``TLS_REQUIRED = "email-tls-required"``), its
+validator, and right under it the ``ResourceValidationPolicy`` (or
+``StackValidationPolicy``) that registers it with its description, enforcement
+level and config schema, as pulumi/examples' packs lay them out. ``POLICIES``
+at the end lists those objects; ``POLICY_NAMES`` is derived from it. Adding a
+rule is one block here (plus its tests).
 
 Each rule reads the resource's inputs by their Python names (``security_type``,
 ``server_port``, ...; camelCase spellings are tolerated too) and reports one
@@ -15,11 +22,11 @@ Reading a value that is unknown during preview raises ``UnknownValueError``; the
 analyzer turns it into its usual advisory "can't run policy during preview", so
 the rules let it propagate instead of guessing.
 
-This module must not import ``qlik_email_resource``: the packs run it as a plain
-module beside their ``__main__.py``, and the repository's ``policies/`` pack runs
-under the Pulumi CLI in a virtualenv that only has ``pulumi`` and ``pulumi_policy``.
-It is the one copy of the rules: the packaged pack (this directory) and
-``policies/`` both assemble it, and ``policies.rules`` re-exports it for tests.
+It is the one copy of the rules: the packaged pack (this directory) and the
+repository's ``policies/`` both assemble it as ``qlik_email_resource.policy_pack.rules``,
+and ``policies.rules`` re-exports it. Both packs run in the Python that has
+``qlik_email_resource`` installed (the pack ships inside the package), so the
+rules take the secret wire form from ``qlik_email_resource.secret_wire``.
 """
 
 from __future__ import annotations
@@ -44,7 +51,11 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-# Duplicated from qlik_email_resource on purpose (see the module docstring).
+from qlik_email_resource import secret_wire
+
+# The type token pulumi.dynamic derives from resource.py's class: spelled here so that
+# the analyzer does not load the provider to learn it; test_policies_program.py checks
+# that a declared TenantEmailConfig carries it.
 RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 SSL_TLS = "SSL/TLS"
 START_TLS = "StartTLS"
@@ -52,8 +63,6 @@ BASIC_AUTH = "BasicAuth"
 MICROSOFT_365 = "Microsoft365"
 LOCALHOST_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
-# What rpc.serialize_properties wraps a secret in, should a caller pass one unwrapped.
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_FIELDS = ("email_password", "client_secret", "api_key")
 
 DEFAULT_ALLOWED_PORTS = [465, 587, 2465, 2587]
@@ -67,6 +76,16 @@ _PORT_LIST: dict[str, Any] = {
 }
 
 
+def _string_list(default: list[str], description: str) -> dict[str, Any]:
+    """JSON schema of a setting that holds a list of strings (host or domain patterns)."""
+    return {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": default,
+        "description": description,
+    }
+
+
 # --------------------------------------------------------------------------- reading values
 
 
@@ -78,9 +97,8 @@ def _camel(name: str) -> str:
 def _unwrap(value: Any) -> Any:
     if isinstance(value, Secret):
         return value.value
-    if isinstance(value, Mapping) and _SECRET_SIG_KEY in value:
-        return value.get("value")
-    return value
+    # A secret still in its wire form, should a caller hand the props over unwrapped.
+    return secret_wire.unwrap(value)
 
 
 def prop(props: Mapping[str, Any], name: str) -> Any:
@@ -274,6 +292,24 @@ def tls_required(args: ResourceValidationArgs, report: ReportViolation) -> None:
     _report(report, args.props, args.name, TLS_REQUIRED, problem, fix)
 
 
+TLS_REQUIRED_POLICY = ResourceValidationPolicy(
+    name=TLS_REQUIRED,
+    description="SMTP connections use TLS: security_type is 'SSL/TLS' or 'StartTLS' "
+    "(config can forbid 'StartTLS').",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=tls_required,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowStartTls": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: only 'SSL/TLS' (implicit TLS) passes.",
+            }
+        }
+    ),
+)
+
+
 ALLOWED_PORTS = "email-allowed-ports"
 
 
@@ -296,6 +332,23 @@ def allowed_ports(args: ResourceValidationArgs, report: ReportViolation) -> None
         f"allowedPorts in the {ALLOWED_PORTS} config."
     )
     _report(report, args.props, args.name, ALLOWED_PORTS, problem, fix)
+
+
+ALLOWED_PORTS_POLICY = ResourceValidationPolicy(
+    name=ALLOWED_PORTS,
+    description="server_port is one of the allowed SMTP ports.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=allowed_ports,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedPorts": {
+                **_PORT_LIST,
+                "default": DEFAULT_ALLOWED_PORTS,
+                "description": "Ports a TenantEmailConfig may use.",
+            }
+        }
+    ),
+)
 
 
 PORT_MATCHES_SECURITY = "email-port-matches-security"
@@ -329,6 +382,28 @@ def port_matches_security(args: ResourceValidationArgs, report: ReportViolation)
     _report(report, args.props, args.name, PORT_MATCHES_SECURITY, problem, fix)
 
 
+PORT_MATCHES_SECURITY_POLICY = ResourceValidationPolicy(
+    name=PORT_MATCHES_SECURITY,
+    description="Implicit-TLS ports use 'SSL/TLS' and submission ports use 'StartTLS'.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=port_matches_security,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "implicitTlsPorts": {
+                **_PORT_LIST,
+                "default": DEFAULT_IMPLICIT_TLS_PORTS,
+                "description": "Ports that speak TLS from the first byte ('SSL/TLS').",
+            },
+            "startTlsPorts": {
+                **_PORT_LIST,
+                "default": DEFAULT_STARTTLS_PORTS,
+                "description": "Submission ports that upgrade with STARTTLS ('StartTLS').",
+            },
+        }
+    ),
+)
+
+
 ALLOWED_SMTP_HOSTS = "email-allowed-smtp-hosts"
 
 
@@ -354,6 +429,25 @@ def allowed_smtp_hosts(args: ResourceValidationArgs, report: ReportViolation) ->
     _report(report, args.props, args.name, ALLOWED_SMTP_HOSTS, problem, fix)
 
 
+ALLOWED_SMTP_HOSTS_POLICY = ResourceValidationPolicy(
+    name=ALLOWED_SMTP_HOSTS,
+    description="server_address is an approved SMTP relay (passes everything until "
+    "allowedHosts is configured).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=allowed_smtp_hosts,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedHosts": _string_list(
+                [],
+                "Host patterns, e.g. 'email-smtp.*.amazonaws.com', 'smtp.sendgrid.net'. "
+                "A leading '*.' matches any subdomain; another '*' matches within one "
+                "label. Empty: every host passes.",
+            )
+        }
+    ),
+)
+
+
 SENDER_DOMAINS = "email-sender-domains"
 
 
@@ -377,6 +471,24 @@ def sender_domains(args: ResourceValidationArgs, report: ReportViolation) -> Non
         problem = f"email_address {_shown(str(address))} is on {domain!r}, not on {shown}."
     fix = f"send from an address on {shown} (a domain your SPF/DKIM records cover)."
     _report(report, args.props, args.name, SENDER_DOMAINS, problem, fix)
+
+
+SENDER_DOMAINS_POLICY = ResourceValidationPolicy(
+    name=SENDER_DOMAINS,
+    description="email_address is on an approved sender domain (passes everything until "
+    "allowedDomains is configured).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=sender_domains,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedDomains": _string_list(
+                [],
+                "Sender domains, e.g. 'mydomain.com' (exact) or '*.mydomain.com' "
+                "(subdomains). Empty: every sender passes.",
+            )
+        }
+    ),
+)
 
 
 TENANT_URL = "email-tenant-url"
@@ -414,6 +526,29 @@ def tenant_url(args: ResourceValidationArgs, report: ReportViolation) -> None:
     _report(report, args.props, args.name, TENANT_URL, problem, fix)
 
 
+TENANT_URL_POLICY = ResourceValidationPolicy(
+    name=TENANT_URL,
+    description="tenant_url is https:// on an allowed Qlik Cloud domain (resources "
+    "without tenant_url use stack config and pass).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=tenant_url,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedDomains": _string_list(
+                DEFAULT_TENANT_DOMAINS,
+                "Host patterns a tenant_url may use; a leading '*.' matches any subdomain.",
+            ),
+            "allowLocalhost": {
+                "type": "boolean",
+                "default": False,
+                "description": "true: https://localhost and https://127.0.0.1 (any port, "
+                "any path) pass too, for the local Qlik emulator.",
+            },
+        }
+    ),
+)
+
+
 CREDENTIALS_PRESENT = "email-credentials-present"
 
 _REQUIRED_CREDENTIALS = {
@@ -444,6 +579,15 @@ def credentials_present(args: ResourceValidationArgs, report: ReportViolation) -
     _report(report, args.props, args.name, CREDENTIALS_PRESENT, problem, fix)
 
 
+CREDENTIALS_PRESENT_POLICY = ResourceValidationPolicy(
+    name=CREDENTIALS_PRESENT,
+    description="BasicAuth has username and email_password; Microsoft365 has client_id, "
+    "client_secret and provider_tenant_id.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=credentials_present,
+)
+
+
 VERIFY_ON_APPLY = "email-verify-on-apply"
 
 
@@ -460,6 +604,14 @@ def verify_on_apply(args: ResourceValidationArgs, report: ReportViolation) -> No
     )
     fix = "set verify_connection=True so every apply checks the SMTP handshake and login."
     _report(report, args.props, args.name, VERIFY_ON_APPLY, problem, fix)
+
+
+VERIFY_ON_APPLY_POLICY = ResourceValidationPolicy(
+    name=VERIFY_ON_APPLY,
+    description="verify_connection is on, so every apply proves the SMTP login works.",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=verify_on_apply,
+)
 
 
 ONE_CONFIG_PER_TENANT = "email-one-config-per-tenant"
@@ -502,141 +654,26 @@ def one_config_per_tenant(args: StackValidationArgs, report: ReportViolation) ->
         raise pending_unknown
 
 
+ONE_CONFIG_PER_TENANT_POLICY = StackValidationPolicy(
+    name=ONE_CONFIG_PER_TENANT,
+    description="No two TenantEmailConfig resources in a stack target the same tenant.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=one_config_per_tenant,
+)
+
+
 # --------------------------------------------------------------------------- the pack
 
-
-def _string_list(default: list[str], description: str) -> dict[str, Any]:
-    return {
-        "type": "array",
-        "items": {"type": "string"},
-        "default": default,
-        "description": description,
-    }
-
-
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
-    ResourceValidationPolicy(
-        name=TLS_REQUIRED,
-        description="SMTP connections use TLS: security_type is 'SSL/TLS' or 'StartTLS' "
-        "(config can forbid 'StartTLS').",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=tls_required,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "allowStartTls": {
-                    "type": "boolean",
-                    "default": True,
-                    "description": "false: only 'SSL/TLS' (implicit TLS) passes.",
-                }
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=ALLOWED_PORTS,
-        description="server_port is one of the allowed SMTP ports.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=allowed_ports,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "allowedPorts": {
-                    **_PORT_LIST,
-                    "default": DEFAULT_ALLOWED_PORTS,
-                    "description": "Ports a TenantEmailConfig may use.",
-                }
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=PORT_MATCHES_SECURITY,
-        description="Implicit-TLS ports use 'SSL/TLS' and submission ports use 'StartTLS'.",
-        enforcement_level=EnforcementLevel.ADVISORY,
-        validate=port_matches_security,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "implicitTlsPorts": {
-                    **_PORT_LIST,
-                    "default": DEFAULT_IMPLICIT_TLS_PORTS,
-                    "description": "Ports that speak TLS from the first byte ('SSL/TLS').",
-                },
-                "startTlsPorts": {
-                    **_PORT_LIST,
-                    "default": DEFAULT_STARTTLS_PORTS,
-                    "description": "Submission ports that upgrade with STARTTLS ('StartTLS').",
-                },
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=ALLOWED_SMTP_HOSTS,
-        description="server_address is an approved SMTP relay (passes everything until "
-        "allowedHosts is configured).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=allowed_smtp_hosts,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "allowedHosts": _string_list(
-                    [],
-                    "Host patterns, e.g. 'email-smtp.*.amazonaws.com', 'smtp.sendgrid.net'. "
-                    "A leading '*.' matches any subdomain; another '*' matches within one "
-                    "label. Empty: every host passes.",
-                )
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=SENDER_DOMAINS,
-        description="email_address is on an approved sender domain (passes everything until "
-        "allowedDomains is configured).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=sender_domains,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "allowedDomains": _string_list(
-                    [],
-                    "Sender domains, e.g. 'mydomain.com' (exact) or '*.mydomain.com' "
-                    "(subdomains). Empty: every sender passes.",
-                )
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=TENANT_URL,
-        description="tenant_url is https:// on an allowed Qlik Cloud domain (resources "
-        "without tenant_url use stack config and pass).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=tenant_url,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "allowedDomains": _string_list(
-                    DEFAULT_TENANT_DOMAINS,
-                    "Host patterns a tenant_url may use; a leading '*.' matches any subdomain.",
-                ),
-                "allowLocalhost": {
-                    "type": "boolean",
-                    "default": False,
-                    "description": "true: https://localhost and https://127.0.0.1 (any port, "
-                    "any path) pass too, for the local Qlik emulator.",
-                },
-            }
-        ),
-    ),
-    ResourceValidationPolicy(
-        name=CREDENTIALS_PRESENT,
-        description="BasicAuth has username and email_password; Microsoft365 has client_id, "
-        "client_secret and provider_tenant_id.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=credentials_present,
-    ),
-    ResourceValidationPolicy(
-        name=VERIFY_ON_APPLY,
-        description="verify_connection is on, so every apply proves the SMTP login works.",
-        enforcement_level=EnforcementLevel.ADVISORY,
-        validate=verify_on_apply,
-    ),
-    StackValidationPolicy(
-        name=ONE_CONFIG_PER_TENANT,
-        description="No two TenantEmailConfig resources in a stack target the same tenant.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=one_config_per_tenant,
-    ),
+    TLS_REQUIRED_POLICY,
+    ALLOWED_PORTS_POLICY,
+    PORT_MATCHES_SECURITY_POLICY,
+    ALLOWED_SMTP_HOSTS_POLICY,
+    SENDER_DOMAINS_POLICY,
+    TENANT_URL_POLICY,
+    CREDENTIALS_PRESENT_POLICY,
+    VERIFY_ON_APPLY_POLICY,
+    ONE_CONFIG_PER_TENANT_POLICY,
 ]
+# The names a --policy-pack-config file and the engine's diagnostics use, in pack order.
+POLICY_NAMES: tuple[str, ...] = tuple(policy.name for policy in POLICIES)

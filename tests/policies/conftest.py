@@ -1,23 +1,18 @@
 """Shared data for the policy pack tests.
 
-``policies/`` is not an installed package (the pack runs in its own virtualenv under
-the Pulumi CLI), so the repository root goes on ``sys.path`` to import ``policies.rules``
-however pytest was started.
+``policies.rules`` is importable because pytest puts the repository root on
+``pythonpath`` (pyproject.toml).
 """
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PACK_DIR = ROOT / "policies"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 
-from qlik_email_resource.offline.grpc_servers import AnalyzerServer  # noqa: E402
+PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 
 # The qlik.dev tutorial's own example (AWS SES on 2465 with implicit TLS).
 TUTORIAL: dict[str, Any] = {

@@ -17,23 +17,22 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime.proto import analyzer_pb2
 
+from qlik_email_resource import secret_wire
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS as PORTS
+from qlik_email_resource.policy_pack.rules import ALLOWED_SMTP_HOSTS as HOSTS
+from qlik_email_resource.policy_pack.rules import CREDENTIALS_PRESENT as CREDS
+from qlik_email_resource.policy_pack.rules import ONE_CONFIG_PER_TENANT as ONE
+from qlik_email_resource.policy_pack.rules import PORT_MATCHES_SECURITY as MATCH
+from qlik_email_resource.policy_pack.rules import RESOURCE_TYPE as TYPE
+from qlik_email_resource.policy_pack.rules import SENDER_DOMAINS as SENDERS
+from qlik_email_resource.policy_pack.rules import TENANT_URL as TENANT
+from qlik_email_resource.policy_pack.rules import TLS_REQUIRED as TLS
+from qlik_email_resource.policy_pack.rules import VERIFY_ON_APPLY as VERIFY
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
-TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 MANDATORY, ADVISORY = analyzer_pb2.MANDATORY, analyzer_pb2.ADVISORY
-
-TLS = "email-tls-required"
-PORTS = "email-allowed-ports"
-MATCH = "email-port-matches-security"
-HOSTS = "email-allowed-smtp-hosts"
-SENDERS = "email-sender-domains"
-TENANT = "email-tenant-url"
-CREDS = "email-credentials-present"
-VERIFY = "email-verify-on-apply"
-ONE = "email-one-config-per-tenant"
 
 # Canaries: if any of these reach a diagnostic or the server's stderr, a secret leaked.
 PASSWORD = "canary-PASSWORD-7f3a9c"
@@ -76,7 +75,7 @@ def props_of(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 def secret(value: Any) -> dict[str, Any]:
     """A value wrapped the way the engine marshals secrets (KeepSecrets)."""
-    return {**SECRET_SIG, "value": value}
+    return secret_wire.wrap(value)
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ from pulumi.runtime.proto import analyzer_pb2
 
 from qlik_email_resource import TenantEmailConfig, TenantEmailConfigArgs
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from qlik_email_resource.policy_pack.rules import (
+    ALLOWED_PORTS,
+    ONE_CONFIG_PER_TENANT,
+    RESOURCE_TYPE,
+    TLS_REQUIRED,
+)
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 PASSWORD = "canary-program-PASSWORD"
@@ -90,7 +96,7 @@ def analyze_all(pack: AnalyzerServer, registered: list[dict[str, Any]]) -> list[
 
 def test_resource_registers_what_the_rules_read() -> None:
     [registered] = declare(mail=tutorial())
-    assert registered["type"] == "pulumi-python:dynamic/qlik:TenantEmailConfig"
+    assert registered["type"] == RESOURCE_TYPE
     props = registered["properties"]
     assert props["server_port"] == 2465.0 and props["security_type"] == "SSL/TLS"
     assert props["email_password"]["value"] == PASSWORD  # wrapped as a secret
@@ -110,8 +116,8 @@ def test_unsafe_program_is_stopped(pack: AnalyzerServer) -> None:
     found = analyze_all(pack, registered)
     got = {(d.policyName, d.urn.rsplit("::", 1)[-1], d.enforcementLevel) for d in found}
     assert got == {
-        ("email-tls-required", "", analyzer_pb2.MANDATORY),
-        ("email-allowed-ports", "", analyzer_pb2.MANDATORY),
+        (TLS_REQUIRED, "", analyzer_pb2.MANDATORY),
+        (ALLOWED_PORTS, "", analyzer_pb2.MANDATORY),
         # The stack rule names the later one by URN ("again" sorts before "mail").
-        ("email-one-config-per-tenant", "mail", analyzer_pb2.MANDATORY),
+        (ONE_CONFIG_PER_TENANT, "mail", analyzer_pb2.MANDATORY),
     }

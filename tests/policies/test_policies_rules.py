@@ -100,6 +100,26 @@ def assert_one(messages: list[str], rule: str, *fragments: str) -> str:
     return message
 
 
+# ------------------------------------------------------------------ the published names
+
+
+def test_policy_names_are_the_published_ones() -> None:
+    """Every other test takes the names from the pack; this one pins them, because
+    users' --policy-pack-config files and CI logs key on them (a rename breaks them)."""
+    assert rules.POLICY_NAMES == (
+        "email-tls-required",
+        "email-allowed-ports",
+        "email-port-matches-security",
+        "email-allowed-smtp-hosts",
+        "email-sender-domains",
+        "email-tenant-url",
+        "email-credentials-present",
+        "email-verify-on-apply",
+        "email-one-config-per-tenant",
+    )
+    assert rules.RESOURCE_TYPE == "pulumi-python:dynamic/qlik:TenantEmailConfig"
+
+
 # ------------------------------------------------------------------ the tutorial passes them all
 
 
