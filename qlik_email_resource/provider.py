@@ -35,7 +35,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from qlik_email_resource import mapping
+from qlik_email_resource import mapping, secret_wire
 from qlik_email_resource.errors import (
     QlikError,
     QlikNotFoundError,
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qlik_email_resource.provider")
 
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # A tenant that answered "PATCH is gone" is written with PUT for the rest of the
 # process (one provider process serves one `pulumi up`).
 _PATCH_GONE: set[str] = set()
@@ -66,10 +64,11 @@ def _secret(value: Any) -> Any:
     """Mark a value secret on the wire, so responses never carry it in the clear."""
     if value is None:
         return None
-    return {_SECRET_SIG: _SECRET_VALUE, "value": value}
+    return secret_wire.wrap(value)
 
 
-def _wire(props: dict[str, Any]) -> dict[str, Any]:
+def _mark_secrets(props: dict[str, Any]) -> dict[str, Any]:
+    """``props`` with every secret input marked secret, for a response to the engine."""
     return {
         key: _secret(value) if key in mapping.SECRET_INPUTS else value
         for key, value in props.items()
@@ -172,7 +171,7 @@ class TenantEmailConfigProvider(ResourceProvider):
         # password as server_address) would be quoted with it.
         secrets = self._known_secrets(olds, news)
         failures = [CheckFailure(p.property, redact(p.reason, secrets)) for p in problems]
-        return CheckResult(_wire(inputs), failures)
+        return CheckResult(_mark_secrets(inputs), failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         olds, news = _plain(olds), _plain(news)
@@ -206,7 +205,7 @@ class TenantEmailConfigProvider(ResourceProvider):
         answer = client.get_config()
         self._after_apply(client, desired)
         outs = mapping.outputs(desired, answer)
-        return CreateResult(_tenant_id(answer, client), _wire(outs))
+        return CreateResult(_tenant_id(answer, client), _mark_secrets(outs))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, desired = _plain(olds), _plain(news)
@@ -235,7 +234,7 @@ class TenantEmailConfigProvider(ResourceProvider):
                 self._put(client, desired)
         answer = client.get_config()
         self._after_apply(client, desired)
-        return UpdateResult(_wire(mapping.outputs(desired, answer)))
+        return UpdateResult(_mark_secrets(mapping.outputs(desired, answer)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _plain(props)
@@ -250,7 +249,9 @@ class TenantEmailConfigProvider(ResourceProvider):
             return ReadResult("", {}, {})
         outs = mapping.outputs(old, answer)
         inputs = mapping.read_inputs(old, answer)
-        return ReadResult(_tenant_id(answer, client) or id_, _wire(outs), _wire(inputs))
+        return ReadResult(
+            _tenant_id(answer, client) or id_, _mark_secrets(outs), _mark_secrets(inputs)
+        )
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         state = _plain(props)

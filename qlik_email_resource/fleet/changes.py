@@ -12,14 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qlik_email_resource import secret_wire
 from qlik_email_resource.fleet.report import NEW, FieldChange, PolicyFinding
 from qlik_email_resource.fleet.tenants import Tenant
 from qlik_email_resource.mapping import API_FIELDS, SECRET_INPUTS, WRITE_ONLY
 
 # What the engine's JSON events show in place of a secret (show_secrets=False).
 MASKED = "[secret]"
-# Pulumi's wire wrapper of a secret value (pulumi.runtime.rpc), as offline state holds it.
-_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 # Drift is about the settings a tenant holds; status outputs (isValid,
 # modificationTime, authFailures) change on their own and are reported as VERIFIED.
 DRIFT_FIELDS = (*API_FIELDS, "password_exists")
@@ -147,7 +146,8 @@ def _outputs(resource: Any) -> Mapping[str, Any]:
 
 def _plain(value: Any) -> tuple[Any, bool]:
     """(value, is_secret) of a state value, an event value or a plain one."""
-    if isinstance(value, Mapping) and _SECRET_SIG_KEY in value:
+    # Pulumi's wire wrapper of a secret value, as offline state holds it.
+    if secret_wire.is_wrapped(value):
         return None, True
     if value == MASKED:
         return None, True
