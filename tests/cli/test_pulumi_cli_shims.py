@@ -12,6 +12,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
 from qlik_email_resource import pulumi_cli
+from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 from tests.cli.clienv import REPO
 
 
@@ -47,7 +48,7 @@ def test_launcher_starts_the_real_pack_for_a_cli_without_language_host(
                 empty_pb2.Empty(), timeout=30
             )
         assert info.name == "qlik-email"
-        assert "email-tls-required" in {p.name for p in info.policies}
+        assert TLS_REQUIRED in {p.name for p in info.policies}
     finally:
         proc.kill()
         proc.wait()

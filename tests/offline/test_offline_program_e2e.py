@@ -24,6 +24,7 @@ from qlik_email_resource.offline import (
     Secret,
 )
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PUT", "PATCH", "POST", "DELETE"}
@@ -179,7 +180,7 @@ def test_policy_violation_blocks_up_and_nothing_is_written(
     stack = make_stack(**{"email:securityType": "none", "email:serverPort": "25"})
     with pytest.raises(PolicyViolationError) as info:
         stack.up()
-    assert "email-tls-required" in {v.policy for v in info.value.violations}
+    assert TLS_REQUIRED in {v.policy for v in info.value.violations}
     assert writes(qlik_emulator) == []
     assert tenant_config(qlik_emulator) is None
     assert not (tmp_path / "tenant-a.json").exists()
@@ -194,7 +195,7 @@ def test_policies_judge_the_provider_checked_security_type(
     stack = make_stack(**{"email:securityType": "ssl/tls"})
     preview = stack.preview()
     assert preview.ok
-    assert "email-tls-required" not in {v.policy for v in preview.violations}
+    assert TLS_REQUIRED not in {v.policy for v in preview.violations}
     result = stack.up()
     assert result.outputs["security"] == "SSL/TLS"
 
