@@ -25,8 +25,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .limits import FaultError
-from .model import QlikError, same_secret
+from .faults import FaultError, kinds_expected
+from .model import ApiErrorAnswer, same_secret
 from .wire import CappedRequest, json_response, no_content, qlik_error, raw_body
 
 log = logging.getLogger("qlik_email_resource.emulator")
@@ -53,17 +53,19 @@ class AdminControl(Protocol):
     def reset(self) -> None: ...
 
 
-_RULES = Map([
-    Rule("/health", endpoint="health", methods=["GET"]),
-    Rule("/requests", endpoint="requests", methods=["GET", "DELETE"]),
-    Rule("/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
-    Rule("/mailbox", endpoint="mailbox", methods=["GET", "DELETE"]),
-    Rule("/smtp-users", endpoint="smtp_users", methods=["POST"]),
-    Rule("/tenants", endpoint="tenants", methods=["GET", "POST"]),
-    Rule("/tenants/<name>/expire-tokens", endpoint="expire", methods=["POST"]),
-    Rule("/tenants/<name>/config", endpoint="set_config", methods=["PUT"]),
-    Rule("/reset", endpoint="reset", methods=["POST"]),
-], strict_slashes=False)
+# One handler per endpoint and method, each registered by ``@_route`` right above it (as
+# moto's responses.py has one method per action). Werkzeug lets HEAD match every GET route,
+# and only those: a HEAD reads like a GET and never writes.
+_Handler = Callable[[AdminControl, Request, Mapping[str, str]], Response]
+_ROUTES = Map(strict_slashes=False)
+
+
+def _route(path: str, method: str) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        _ROUTES.add(Rule(path, endpoint=handler, methods=[method]))
+        return handler
+    return register
+
 
 _FIX_TOKEN = ("send 'Authorization: Bearer <admin_token>' (admin_token is in the emulator's "
               "startup JSON; emu.admin_token or emu.admin_headers in Python)")
@@ -86,7 +88,7 @@ class AdminApp:
         try:
             response = self._guard(request, str(environ.get("SERVER_PORT", ""))) or \
                 self._handle(request)
-        except QlikError as exc:
+        except ApiErrorAnswer as exc:
             response = _refusal(exc.status, exc.title)
         except (FaultError, ValueError, KeyError, TypeError) as exc:
             response = _refusal(400, str(exc).strip("'\""))
@@ -139,51 +141,55 @@ class AdminApp:
 
     def _handle(self, request: Request) -> Response:
         try:
-            endpoint, args = _RULES.bind("admin").match(request.path, method=request.method)
+            handler, args = _ROUTES.bind("admin").match(request.path, method=request.method)
         except MethodNotAllowed as exc:
             allow = ", ".join(exc.valid_methods or [])
             return _refusal(405, f"{request.path} takes {allow}", {"Allow": allow})
         except HTTPException:
             return _refusal(404, f"Not found: {request.path}; the admin API has /health, "
                             "/requests, /faults, /mailbox, /smtp-users, /tenants, /reset")
-        # HEAD is GET without a body: it reads, never writes.
-        verb = "GET" if request.method == "HEAD" else request.method
-        handler = _HANDLERS[(endpoint, verb)]
         return handler(self.control, request, args)
 
 
+@_route("/health", "GET")
 def _health(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response({"status": "ok"})
 
 
+@_route("/requests", "GET")
 def _list_requests(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response(c.requests())
 
 
+@_route("/requests", "DELETE")
 def _clear_requests(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.clear_requests()
     return no_content()
 
 
+@_route("/faults", "GET")
 def _list_faults(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response(c.list_faults())
 
 
+@_route("/faults", "POST")
 def _add_fault(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     body = _body(r)
     tenant, kind = body.pop("tenant", None), body.pop("kind", None)
     if not isinstance(tenant, str):
         raise ValueError("a fault needs \"tenant\" (a tenant name) and \"kind\"")
     if not isinstance(kind, str):
-        raise FaultError("kind must be one of status, latency, drop, patch_removed")
+        raise FaultError(kinds_expected())
     return json_response(c.add_fault(tenant, kind, **body), 201)
 
 
+@_route("/faults", "DELETE")
 def _clear_faults(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.clear_faults()
     return no_content()
 
 
+@_route("/mailbox", "GET")
 def _mailbox(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     messages = c.mailbox()
     if r.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
@@ -191,11 +197,13 @@ def _mailbox(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response(messages)
 
 
+@_route("/mailbox", "DELETE")
 def _clear_mailbox(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.clear_mailbox()
     return no_content()
 
 
+@_route("/smtp-users", "POST")
 def _add_smtp_user(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     body = _body(r)
     user, password = body.get("username"), body.get("password")
@@ -205,10 +213,12 @@ def _add_smtp_user(c: AdminControl, r: Request, a: Mapping[str, str]) -> Respons
     return no_content()
 
 
+@_route("/tenants", "GET")
 def _list_tenants(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response(c.tenant_infos())
 
 
+@_route("/tenants", "POST")
 def _add_tenant(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     name = _body(r).get("name")
     if not isinstance(name, str):
@@ -216,38 +226,22 @@ def _add_tenant(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     return json_response(c.add_tenant_info(name), 201)
 
 
+@_route("/tenants/<name>/expire-tokens", "POST")
 def _expire_tokens(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.expire_tokens(a["name"])
     return no_content()
 
 
+@_route("/tenants/<name>/config", "PUT")
 def _set_config(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.set_config(a["name"], _body(r))
     return no_content()
 
 
+@_route("/reset", "POST")
 def _reset(c: AdminControl, r: Request, a: Mapping[str, str]) -> Response:
     c.reset()
     return no_content()
-
-
-_Handler = Callable[[AdminControl, Request, Mapping[str, str]], Response]
-_HANDLERS: dict[tuple[str, str], _Handler] = {
-    ("health", "GET"): _health,
-    ("requests", "GET"): _list_requests,
-    ("requests", "DELETE"): _clear_requests,
-    ("faults", "GET"): _list_faults,
-    ("faults", "POST"): _add_fault,
-    ("faults", "DELETE"): _clear_faults,
-    ("mailbox", "GET"): _mailbox,
-    ("mailbox", "DELETE"): _clear_mailbox,
-    ("smtp_users", "POST"): _add_smtp_user,
-    ("tenants", "GET"): _list_tenants,
-    ("tenants", "POST"): _add_tenant,
-    ("expire", "POST"): _expire_tokens,
-    ("set_config", "PUT"): _set_config,
-    ("reset", "POST"): _reset,
-}
 
 
 def _body(request: Request) -> dict[str, Any]:

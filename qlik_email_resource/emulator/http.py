@@ -1,8 +1,8 @@
 """The tenant API as a Werkzeug WSGI app, in Qlik's wire format.
 
-Routing and wire format only: rules live in ``model.py``, rate limits and faults in
-``limits.py`` (applied here, in front of the handlers, in one place), the admin interface
-in ``admin.py``.
+Routing and wire format only: rules live in ``model.py``, rate limits in ``limits.py`` and
+faults in ``faults.py`` (both applied here, in front of the handlers, in one place), the
+admin interface in ``admin.py``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .admin import AdminApp, inbox_html
-from .limits import Faults, RateLimiter
-from .model import Backend, QlikError, Tenant
+from .faults import Faults
+from .limits import RateLimiter
+from .model import ApiErrorAnswer, Backend, Tenant
 from .oauth import token_params
 from .wire import (
+    EMAIL_CONFIG,
     MAX_BODY,
     CappedRequest,
     json_body,
@@ -37,9 +39,6 @@ from .wire import (
 __all__ = ["MAX_BODY", "AdminApp", "ApiApp", "RequestLog", "inbox_html", "qlik_error"]
 
 log = logging.getLogger("qlik_email_resource.emulator")
-
-EMAIL_CONFIG = "/api/v1/transports/email-config"
-
 
 # [I] Qlik documents PATCH as deprecated (2026-01-13, with PUT) and sunset in 2026-11, but
 # not whether its answers carry the RFC 9745 / RFC 8594 headers. The emulator sends them,
@@ -84,7 +83,8 @@ _API_RULES = Map([
 ], strict_slashes=False)
 
 # Which calls need the Tenant Admin role. The spec documents 403 for these only;
-# validate and verify-connection document no 403, so viewers may call them (reference §6).
+# validate and verify-connection document no 403, so viewers may call them ([C] the
+# TenantAdminError answers on qlik.dev/apis/rest/transports).
 _ADMIN_ONLY = {("config", "GET"), ("config", "PUT"), ("config", "PATCH"),
                ("config", "DELETE"), ("send", "POST")}
 
@@ -195,7 +195,7 @@ class ApiApp:
             if (endpoint, verb) in _ADMIN_ONLY and not principal.admin:
                 return qlik_error(403, "ROLECHECK-1", "Must be a tenant admin")
             return self._dispatch(endpoint, verb, request, tenant)
-        except QlikError as exc:
+        except ApiErrorAnswer as exc:
             return qlik_error(exc.status, exc.code, exc.title, exc.headers)
         except HTTPException as exc:  # e.g. 413 from the body cap
             return qlik_error(exc.code or 400)
@@ -213,7 +213,7 @@ class ApiApp:
         try:
             params, basic = token_params(request)
             client_id = self.backend.authenticate_client(tenant, params)
-        except QlikError as exc:
+        except ApiErrorAnswer as exc:
             attempted = params.get("client_id")
             keys = [f"oauth-failed-from {_address(request)}"]
             if isinstance(attempted, str):

@@ -1,7 +1,8 @@
-"""Rate limits and fault injection: the one layer that sits in front of the handlers.
+"""Rate limits, applied by the tenant API in front of its handlers (with ``faults.py``).
 
-Rate limits follow qlik.dev (reference §7): per tier, per user, per tenant; Tier 1 (GET)
-1000/min, Tier 2 (everything else) 100/min, evaluated over a 5-minute window to allow
+They follow Qlik's rate-limiting page (https://qlik.dev/apis/rest/rate-limiting; summarised
+in docs/emulator.md, "What it does like Qlik"): per tier, per user, per tenant; Tier 1
+(GET) 1000/min, Tier 2 (everything else) 100/min, evaluated over a 5-minute window to allow
 bursts. Token buckets model that: each holds ``window`` seconds of allowance.
 """
 
@@ -11,27 +12,9 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-FAULT_KINDS = ("status", "latency", "drop", "patch_removed")
-# The methods the API documents (HEAD is GET without a body): what ``methods`` may name.
-FAULT_METHODS = ("GET", "HEAD", "PUT", "PATCH", "DELETE", "POST")
-# The parameters each kind takes, besides tenant and kind.
-FAULT_PARAMS = {
-    "status": ("status", "count", "retry_after", "methods"),
-    "latency": ("seconds", "count", "methods"),
-    "drop": ("count", "methods"),
-    "patch_removed": ("status",),
-}
-MAX_RETRY_AFTER = 3600
-MAX_LATENCY = 600.0
+from dataclasses import dataclass
 
 DEFAULT_LIMITS = {"tier1": 1000.0, "tier2": 100.0, "window": 300.0}
-
-
-class FaultError(ValueError):
-    """A fault description that cannot be used; the message says what to fix."""
 
 
 @dataclass
@@ -89,140 +72,3 @@ class RateLimiter:
     def reset(self) -> None:
         with self._lock:
             self._buckets.clear()
-
-
-@dataclass
-class Fault:
-    tenant: str
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-    remaining: int | None = None  # None: for ever
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.kind == "patch_removed":
-            return method == "PATCH" and path == "/api/v1/transports/email-config"
-        methods = self.params.get("methods")
-        # HEAD is GET without a body, so a GET fault answers it too.
-        return not methods or method in methods or (method == "HEAD" and "GET" in methods)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise FaultError(f"{name} must be an integer from {low} to {high}, got {_shown(value)}")
-    return value
-
-
-def check_fault(kind: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
-    """The fault's parameters, checked and normalised, and its count (None: for ever).
-
-    Checked here, when the fault is added: a bad value found later, while answering,
-    would break every request of the tenant instead of the one call that added it."""
-    if not isinstance(kind, str) or kind not in FAULT_KINDS:
-        raise FaultError(f"kind must be one of {', '.join(FAULT_KINDS)}, got {_shown(kind)}")
-    unknown = sorted(set(params) - set(FAULT_PARAMS[kind]))
-    if unknown:
-        raise FaultError(f"a {kind} fault takes no {', '.join(unknown)}: its parameters are "
-                         f"{', '.join(FAULT_PARAMS[kind])}")
-    clean: dict[str, Any] = {}
-    count = params.get("count")
-    if count is not None:
-        count = _integer("count", count, 1, 1_000_000)
-    if kind == "status":
-        clean["status"] = _integer("status", params.get("status"), 400, 599)
-        if params.get("retry_after") is not None:
-            clean["retry_after"] = _integer("retry_after", params["retry_after"], 0,
-                                            MAX_RETRY_AFTER)
-        count = count or 1
-    elif kind == "latency":
-        seconds = params.get("seconds")
-        if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
-                or not 0 <= seconds <= MAX_LATENCY):
-            raise FaultError(f"seconds must be a number from 0 to {MAX_LATENCY:g}, "
-                             f"got {_shown(seconds)}")
-        clean["seconds"] = seconds
-    elif kind == "drop":
-        count = count or 1
-    else:  # patch_removed: PATCH is gone for good, as after Qlik's sunset
-        status = params.get("status", 405)
-        if isinstance(status, bool) or status not in (404, 405, 410):
-            raise FaultError(f"status of a patch_removed fault must be 405, 410 or 404, "
-                             f"got {_shown(status)}")
-        clean["status"] = status
-    if "methods" in params:
-        clean["methods"] = _methods(params["methods"])
-    return clean, count
-
-
-def _methods(value: Any) -> list[str]:
-    if not (isinstance(value, list) and value and all(isinstance(m, str) for m in value)):
-        raise FaultError("methods must be a non-empty list of method names (leave it out to "
-                         f"match every method), got {_shown(value)}")
-    methods = [m.upper() for m in value]
-    unknown = [m for m in methods if m not in FAULT_METHODS]
-    if unknown:
-        raise FaultError(f"methods may name {', '.join(FAULT_METHODS)}; "
-                         f"not {', '.join(unknown)}")
-    return methods
-
-
-@dataclass
-class Action:
-    """What the fault layer wants done with one request."""
-
-    sleep: float = 0.0
-    drop: bool = False
-    status: int | None = None
-    retry_after: int | None = None
-
-
-class Faults:
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, tenant: str, kind: str, **params: Any) -> dict[str, Any]:
-        clean, count = check_fault(kind, params)
-        fault = Fault(tenant, kind, clean, count)
-        with self._lock:
-            self._faults.append(fault)
-        return {"tenant": tenant, "kind": kind, "count": count, **clean}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [{"tenant": f.tenant, "kind": f.kind, "count": f.remaining, **f.params}
-                    for f in self._faults]
-
-    def take(self, tenant: str, method: str, path: str) -> Action:
-        """Consume the faults that apply to this request, in the order they were added.
-
-        Latency adds up and still lets the request through; the first status or drop fault
-        decides the answer."""
-        action = Action()
-        with self._lock:
-            for fault in list(self._faults):
-                if fault.tenant != tenant or not fault.matches(method, path):
-                    continue
-                if fault.kind == "latency":
-                    action.sleep += float(fault.params["seconds"])
-                elif action.status is None and not action.drop:
-                    if fault.kind == "drop":
-                        action.drop = True
-                    else:
-                        action.status = fault.params["status"]
-                        action.retry_after = fault.params.get("retry_after")
-                else:
-                    continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-        return action

@@ -1,12 +1,16 @@
 """The emulated Qlik tenants: credentials, the email config and its rules. No HTTP here.
 
 Like moto's ``models.py``: the HTTP layer (``http.py``) turns requests into calls on
-:class:`Backend` and turns :class:`QlikError` and the returned dicts into Qlik's wire format.
-The SMTP side is reached through an injected :class:`SmtpGateway`, so the rules can be
-tested with a fake gateway and run against the real bundled server in the emulator.
+:class:`Backend` and turns :class:`ApiErrorAnswer` and the returned dicts into Qlik's wire
+format. The SMTP side is reached through an injected :class:`SmtpGateway`, so the rules can
+be tested with a fake gateway and run against the real bundled server in the emulator.
 
-Facts come from docs/transports-api.md (the shared reference); where it says a behaviour is
-unknown ([I]) the choice made here is tolerant and says so in a comment.
+Facts come from Qlik's Transports API reference on qlik.dev
+(https://qlik.dev/apis/rest/transports/, with its email-provider tutorial, OAuth and
+rate-limiting pages); docs/emulator.md, "What it does like Qlik", summarises what the
+emulator takes from them. Comments mark each fact: **[C]** confirmed (Qlik documents it),
+**[I]** inferred (Qlik does not say; the choice made here is tolerant and the comment
+says why).
 """
 
 from __future__ import annotations
@@ -55,8 +59,11 @@ AUTH_FAILURE_CODES = frozenset({530, 534, 535, 538})
 _TENANT_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 
-class QlikError(Exception):
-    """A Qlik API error: HTTP status plus the ``{"code","title"}`` Qlik sends."""
+class ApiErrorAnswer(Exception):
+    """An error answer the emulated API sends: HTTP status plus Qlik's ``{"code","title"}``.
+
+    Raised by the model, turned into the wire answer by ``http.py``. Not the client's
+    exception (that is ``qlik_email_resource.errors.QlikError``)."""
 
     def __init__(self, status: int, code: str, title: str,
                  headers: Mapping[str, str] | None = None):
@@ -67,8 +74,8 @@ class QlikError(Exception):
         self.headers = dict(headers or {})
 
 
-def input_error(title: str) -> QlikError:
-    return QlikError(400, "INPUTCHECK-1", title)
+def input_error(title: str) -> ApiErrorAnswer:
+    return ApiErrorAnswer(400, "INPUTCHECK-1", title)
 
 
 class SmtpGateway(Protocol):
@@ -333,25 +340,26 @@ class Backend:
         return Principal(tenant.name, "oauth-" + tenant.client_id, admin=True)
 
     def issue_token(self, tenant: Tenant, body: Any) -> dict[str, Any]:
-        """``POST /oauth/token``, client credentials (reference §6): ``body`` holds the
-        request's parameters, however they came (JSON, form, HTTP Basic: see oauth.py)."""
+        """``POST /oauth/token``, client credentials (qlik.dev, getting-started-oauth-m2m):
+        ``body`` holds the request's parameters, however they came (JSON, form, HTTP Basic:
+        see oauth.py)."""
         self.authenticate_client(tenant, body)
         return self.mint_token(tenant, body.get("scope"))
 
     def authenticate_client(self, tenant: Tenant, body: Any) -> str:
-        """The client id of a valid client-credentials request; else QlikError 400/401."""
+        """The client id of a valid client-credentials request; else ApiErrorAnswer 400/401."""
         if not isinstance(body, dict):
-            raise QlikError(400, "OAUTH-1", "Body must be a JSON object with client_id, "
-                            "client_secret and grant_type")
+            raise ApiErrorAnswer(400, "OAUTH-1", "Body must be a JSON object with "
+                                 "client_id, client_secret and grant_type")
         grant = body.get("grant_type")
         if grant != "client_credentials":
-            raise QlikError(400, "OAUTH-1", f"Unsupported grant_type {grant!r}: "
-                            "the emulator issues client_credentials tokens only")
+            raise ApiErrorAnswer(400, "OAUTH-1", f"Unsupported grant_type {grant!r}: "
+                                 "the emulator issues client_credentials tokens only")
         client_id, client_secret = body.get("client_id"), body.get("client_secret")
         if not (isinstance(client_id, str) and isinstance(client_secret, str)
                 and same_secret(client_id, tenant.client_id)
                 and same_secret(client_secret, tenant.client_secret)):
-            raise QlikError(401, "OAUTH-1", "Invalid client credentials")
+            raise ApiErrorAnswer(401, "OAUTH-1", "Invalid client credentials")
         return client_id
 
     def mint_token(self, tenant: Tenant, scope: Any = None) -> dict[str, Any]:
@@ -377,7 +385,8 @@ class Backend:
             cfg = tenant.config
             if cfg is None:
                 # The spec documents {isValid:false, passwordExists:false}; the errorCode is a
-                # documented value and helps clients ([I], reference §3.1).
+                # documented value and helps clients ([I]; the getEmailConfig schema on
+                # qlik.dev/apis/rest/transports).
                 return {"isValid": False, "passwordExists": False,
                         "errorCode": "CONFIG_NOT_SET", "tenantId": tenant.tenant_id}
             return self._render(tenant, cfg)
@@ -547,7 +556,7 @@ class Backend:
     def delete_config(self, tenant: Tenant) -> None:
         with tenant.lock:
             if tenant.config is None:
-                raise QlikError(404, "DELETE-1", "No email config for tenant")
+                raise ApiErrorAnswer(404, "DELETE-1", "No email config for tenant")
             tenant.config = None
         self.save()
 
@@ -588,7 +597,7 @@ class Backend:
     def _snapshot(self, tenant: Tenant, not_found_code: str) -> EmailConfig:
         with tenant.lock:
             if tenant.config is None:
-                raise QlikError(404, not_found_code, "No email config for tenant")
+                raise ApiErrorAnswer(404, not_found_code, "No email config for tenant")
             return copy.deepcopy(tenant.config)
 
     def _record_check(self, tenant: Tenant, result: Mapping[str, Any],
@@ -620,7 +629,7 @@ class Backend:
 
     def _gateway(self) -> SmtpGateway:
         if self.gateway is None:
-            raise QlikError(500, "HTTP-500", "The emulator has no SMTP gateway configured")
+            raise ApiErrorAnswer(500, "HTTP-500", "The emulator has no SMTP gateway configured")
         return self.gateway
 
     # ---- housekeeping ---------------------------------------------------------------------

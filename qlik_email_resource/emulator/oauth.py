@@ -1,9 +1,9 @@
 """The OAuth token request (RFC 6749 §4.4, client credentials) in the forms clients send.
 
-Qlik's own clients send a JSON body (reference §6). RFC 6749 clients (requests-oauthlib,
-Authlib, curl) send a form-encoded body (§4.4.2) and often authenticate with HTTP Basic
-(``client_secret_basic``, §2.3.1). All three become one parameter dict for
-:meth:`~.model.Backend.issue_token`.
+Qlik's own clients send a JSON body (https://qlik.dev/authenticate/oauth/getting-started-oauth-m2m/).
+RFC 6749 clients (requests-oauthlib, Authlib, curl) send a form-encoded body (§4.4.2) and
+often authenticate with HTTP Basic (``client_secret_basic``, §2.3.1). All three become one
+parameter dict for :meth:`~.model.Backend.issue_token`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from werkzeug.wrappers import Request
 
-from .model import QlikError
+from .model import ApiErrorAnswer
 from .wire import json_body, raw_body
 
 FORM = "application/x-www-form-urlencoded"
 
 
-def _refused(title: str) -> QlikError:
-    return QlikError(400, "OAUTH-1", title)
+def _refused(title: str) -> ApiErrorAnswer:
+    return ApiErrorAnswer(400, "OAUTH-1", title)
 
 
 def token_params(request: Request) -> tuple[dict[str, Any], bool]:

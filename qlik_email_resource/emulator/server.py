@@ -22,8 +22,9 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import certs as certs_mod
 from .admin import TOKEN_QUERY, AdminApp
+from .faults import Faults
 from .http import ApiApp, RequestLog
-from .limits import Faults, RateLimiter
+from .limits import RateLimiter
 from .model import Backend, Tenant
 from .smtp_client import SmtpTarget
 from .smtp_client import send as smtp_send

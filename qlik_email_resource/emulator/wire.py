@@ -1,5 +1,6 @@
-"""Qlik's wire format, shared by the tenant API and the admin app: the error shape, JSON
-answers and bodies, and the request class with its body cap."""
+"""Qlik's wire format, shared by the tenant API, the admin app and the fault layer: the
+email-config path, the error shape, JSON answers and bodies, and the request class with its
+body cap."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .model import QlikError
+from .model import ApiErrorAnswer
 
 MAX_BODY = 64 * 1024
+# Below a tenant's base URL, exactly as on Qlik.
+EMAIL_CONFIG = "/api/v1/transports/email-config"
 
 _STATUS_TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -28,7 +31,8 @@ class CappedRequest(Request):
 
 def qlik_error(status: int, code: str | None = None, title: str | None = None,
                headers: Mapping[str, str] | None = None, detail: str | None = None) -> Response:
-    """Qlik's error body: ``{"errors":[{"code","title"}]}`` (reference §5)."""
+    """Qlik's error body: ``{"errors":[{"code","title"}]}`` (the ``ErrorsPublic`` schema of
+    qlik.dev/apis/rest/transports; docs/emulator.md, "What it does like Qlik")."""
     err: dict[str, str] = {"code": code or f"HTTP-{status}",
                            "title": title or _STATUS_TITLES.get(status, "Error")}
     if detail:
@@ -59,16 +63,16 @@ def raw_body(request: Request) -> bytes:
     raw = request.get_data(cache=True)  # raises RequestEntityTooLarge over MAX_BODY
     if len(raw) >= MAX_BODY:
         # A chunked body is cut at the cap instead of raising: treat reaching it as too big.
-        raise QlikError(413, "HTTP-413", "Request body too large")
+        raise ApiErrorAnswer(413, "HTTP-413", "Request body too large")
     return raw
 
 
 def json_body(request: Request) -> Any:
     raw = raw_body(request)
     if not raw.strip():
-        raise QlikError(400, "INPUTCHECK-1", "Request body is required (JSON)")
+        raise ApiErrorAnswer(400, "INPUTCHECK-1", "Request body is required (JSON)")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: "[[[[...", nested deeper than the parser goes.
-        raise QlikError(400, "INPUTCHECK-1", "Request body is not valid JSON") from None
+        raise ApiErrorAnswer(400, "INPUTCHECK-1", "Request body is not valid JSON") from None

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from qlik_email_resource.emulator.limits import FaultError
+from qlik_email_resource.emulator.faults import FaultError
 
 PATCH_USERNAME = [{"op": "replace", "path": "/username", "value": "written-by-head"}]
 

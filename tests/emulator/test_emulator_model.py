@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from qlik_email_resource.emulator.limits import FaultError, Faults, RateLimiter
-from qlik_email_resource.emulator.model import Backend, QlikError
+from qlik_email_resource.emulator.faults import FaultError, Faults
+from qlik_email_resource.emulator.limits import RateLimiter
+from qlik_email_resource.emulator.model import ApiErrorAnswer, Backend
 
 BASIC = {"serviceProvider": "BasicAuth", "providerConfig": {
     "serverAddress": "smtp.example.com", "serverPort": 587, "securityType": "StartTLS",
@@ -74,7 +75,7 @@ def test_auth_failures_move_with_checks(backend, gw):
 def test_put_failure_message_never_has_password(backend, gw):
     t = backend.add_tenant("demo")
     gw.results = [AUTH_FAIL]
-    with pytest.raises(QlikError) as info:
+    with pytest.raises(ApiErrorAnswer) as info:
         backend.put_config(t, BASIC)
     assert info.value.status == 400 and info.value.code == "INPUTCHECK-1"
     assert "pw-secret-1" not in info.value.title
@@ -92,7 +93,7 @@ def test_username_without_password_is_incomplete(backend):
 def test_no_gateway_is_a_clear_500(gw):
     backend = Backend(None)
     t = backend.add_tenant("demo")
-    with pytest.raises(QlikError) as info:
+    with pytest.raises(ApiErrorAnswer) as info:
         backend.put_config(t, BASIC)
     assert info.value.status == 500
 
