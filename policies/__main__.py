@@ -1,11 +1,15 @@
 """The Qlik email policy pack of this repository: ``pulumi preview --policy-pack policies``.
 
-It serves the packaged pack (``qlik_email_resource/policy_pack``), which users get
-with ``pip install``, so the rules exist once. The CLI runs this file with the
-Python that has ``qlik_email_resource`` installed (PulumiPolicy.yaml names no
-virtualenv): the one the program and its dynamic provider already need.
+The pack lives in the package, ``qlik_email_resource/policy_pack/`` (users get it with
+``pip install``); this file runs that pack's ``__main__.py`` by path, so the rules and
+their assembly exist once. By path, not through ``qlik_email_resource``: under the
+Pulumi CLI this pack runs in its own virtualenv (``policies/venv``), which has only
+``pulumi`` and ``pulumi_policy``.
 """
 
-from qlik_email_resource.policy_pack import serve
+import runpy
+from pathlib import Path
 
-serve()
+PACKAGED = Path(__file__).resolve().parents[1] / "qlik_email_resource" / "policy_pack"
+
+runpy.run_path(str(PACKAGED / "__main__.py"), run_name="__main__")

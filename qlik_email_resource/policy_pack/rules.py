@@ -23,10 +23,11 @@ analyzer turns it into its usual advisory "can't run policy during preview", so
 the rules let it propagate instead of guessing.
 
 It is the one copy of the rules: the packaged pack (this directory) and the
-repository's ``policies/`` both assemble it as ``qlik_email_resource.policy_pack.rules``,
-and ``policies.rules`` re-exports it. Both packs run in the Python that has
-``qlik_email_resource`` installed (the pack ships inside the package), so the
-rules take the secret wire form from ``qlik_email_resource.secret_wire``.
+repository's ``policies/`` both run this directory's ``__main__.py``, and
+``policies.rules`` re-exports it. It imports nothing of ``qlik_email_resource``: under
+the Pulumi CLI the repository's pack runs in its own virtualenv (``policies/venv``) with
+only ``pulumi`` and ``pulumi_policy``, so the secret wire form is read with the SDK's
+own signature key (``qlik_email_resource.secret_wire`` pins the same literal).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from pulumi.runtime.rpc import _special_sig_key as _SECRET_SIG_KEY
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -50,8 +52,6 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
-
-from qlik_email_resource import secret_wire
 
 # The type token pulumi.dynamic derives from resource.py's class: spelled here so that
 # the analyzer does not load the provider to learn it; test_policies_program.py checks
@@ -98,7 +98,9 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, Secret):
         return value.value
     # A secret still in its wire form, should a caller hand the props over unwrapped.
-    return secret_wire.unwrap(value)
+    if isinstance(value, Mapping) and _SECRET_SIG_KEY in value:
+        return value.get("value")
+    return value
 
 
 def prop(props: Mapping[str, Any], name: str) -> Any:
