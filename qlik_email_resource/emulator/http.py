@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -74,19 +75,74 @@ class RequestLog:
             self._items.clear()
 
 
-_API_RULES = Map([
-    Rule(EMAIL_CONFIG, endpoint="config", methods=["GET", "PUT", "PATCH", "DELETE"]),
-    Rule(EMAIL_CONFIG + "/actions/send-test-email", endpoint="send", methods=["POST"]),
-    Rule(EMAIL_CONFIG + "/actions/validate", endpoint="validate", methods=["POST"]),
-    Rule(EMAIL_CONFIG + "/actions/verify-connection", endpoint="verify", methods=["POST"]),
-    Rule("/oauth/token", endpoint="token", methods=["POST"]),
-], strict_slashes=False)
+_ApiHandler = Callable[[Backend, Request, Tenant], Response]
 
-# Which calls need the Tenant Admin role. The spec documents 403 for these only;
-# validate and verify-connection document no 403, so viewers may call them ([C] the
-# TenantAdminError answers on qlik.dev/apis/rest/transports).
-_ADMIN_ONLY = {("config", "GET"), ("config", "PUT"), ("config", "PATCH"),
-               ("config", "DELETE"), ("send", "POST")}
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """One documented path and method: its handler and whether it needs the admin role."""
+
+    handler: _ApiHandler
+    admin_only: bool
+
+
+# The token request is answered before authentication, by ApiApp._token.
+_OAUTH_TOKEN = "oauth-token"
+# One handler per documented path and method, each registered by ``@_api_route`` right
+# above it. Werkzeug lets HEAD match every GET route, and nothing else undocumented.
+_API_ROUTES = Map([Rule("/oauth/token", endpoint=_OAUTH_TOKEN, methods=["POST"])],
+                  strict_slashes=False)
+
+
+def _api_route(path: str, method: str, *,
+               admin_only: bool) -> Callable[[_ApiHandler], _ApiHandler]:
+    """Register a handler. ``admin_only``: the spec documents a 403 (Tenant Admin role)
+    for it; validate and verify-connection document none, so viewers may call them ([C]
+    the TenantAdminError answers on qlik.dev/apis/rest/transports)."""
+    def register(handler: _ApiHandler) -> _ApiHandler:
+        _API_ROUTES.add(Rule(path, endpoint=_Endpoint(handler, admin_only), methods=[method]))
+        return handler
+    return register
+
+
+@_api_route(EMAIL_CONFIG, "GET", admin_only=True)
+def _get_config(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    return json_response(backend.get_config(tenant))
+
+
+@_api_route(EMAIL_CONFIG, "PUT", admin_only=True)
+def _put_config(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    backend.put_config(tenant, json_body(request))
+    return no_content()
+
+
+@_api_route(EMAIL_CONFIG, "PATCH", admin_only=True)
+def _patch_config(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    backend.patch_config(tenant, json_body(request))
+    response = no_content()
+    response.headers.update(PATCH_DEPRECATION)
+    return response
+
+
+@_api_route(EMAIL_CONFIG, "DELETE", admin_only=True)
+def _delete_config(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    backend.delete_config(tenant)
+    return no_content()
+
+
+@_api_route(EMAIL_CONFIG + "/actions/send-test-email", "POST", admin_only=True)
+def _send_test_email(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    return json_response(backend.send_test_email(tenant, json_body(request)))
+
+
+@_api_route(EMAIL_CONFIG + "/actions/validate", "POST", admin_only=False)
+def _validate(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    return json_response(backend.validate(tenant))
+
+
+@_api_route(EMAIL_CONFIG + "/actions/verify-connection", "POST", admin_only=False)
+def _verify_connection(backend: Backend, request: Request, tenant: Tenant) -> Response:
+    return json_response(backend.verify_connection(tenant))
 
 
 def _drop_connection(environ: Mapping[str, Any]) -> None:
@@ -166,7 +222,7 @@ class ApiApp:
 
         try:
             # Werkzeug lets HEAD match every GET rule, and nothing else that is undocumented.
-            endpoint, _ = _API_RULES.bind("emulator").match(rel_path, method=request.method)
+            endpoint, _ = _API_ROUTES.bind("emulator").match(rel_path, method=request.method)
         except MethodNotAllowed as exc:
             allow = ", ".join(exc.valid_methods or [])
             return qlik_error(405, "HTTP-405", f"Method {request.method} not allowed here",
@@ -178,7 +234,7 @@ class ApiApp:
         verb = "GET" if request.method == "HEAD" else request.method
 
         try:
-            if endpoint == "token":
+            if endpoint == _OAUTH_TOKEN:
                 return self._token(request, tenant)
             principal = self.backend.authenticate(tenant, _bearer(request))
             if principal is None:
@@ -192,9 +248,9 @@ class ApiApp:
             retry = self.limiter.check(tenant.name, principal.user, verb)
             if retry:
                 return rate_limited(retry)
-            if (endpoint, verb) in _ADMIN_ONLY and not principal.admin:
+            if endpoint.admin_only and not principal.admin:
                 return qlik_error(403, "ROLECHECK-1", "Must be a tenant admin")
-            return self._dispatch(endpoint, verb, request, tenant)
+            return endpoint.handler(self.backend, request, tenant)
         except ApiErrorAnswer as exc:
             return qlik_error(exc.status, exc.code, exc.title, exc.headers)
         except HTTPException as exc:  # e.g. 413 from the body cap
@@ -230,33 +286,6 @@ class ApiApp:
         if retry:
             return rate_limited(retry)
         return json_response(self.backend.mint_token(tenant, params.get("scope")))
-
-    def _dispatch(self, endpoint: str, verb: str, request: Request,
-                  tenant: Tenant) -> Response:
-        """One branch per documented (endpoint, method); nothing falls through to a write."""
-        b = self.backend
-        call = (endpoint, verb)
-        if call == ("config", "GET"):
-            return json_response(b.get_config(tenant))
-        if call == ("config", "DELETE"):
-            b.delete_config(tenant)
-            return no_content()
-        if call == ("config", "PUT"):
-            b.put_config(tenant, json_body(request))
-            return no_content()
-        if call == ("config", "PATCH"):
-            b.patch_config(tenant, json_body(request))
-            response = no_content()
-            response.headers.update(PATCH_DEPRECATION)
-            return response
-        if call == ("validate", "POST"):
-            return json_response(b.validate(tenant))
-        if call == ("verify", "POST"):
-            return json_response(b.verify_connection(tenant))
-        if call == ("send", "POST"):
-            return json_response(b.send_test_email(tenant, json_body(request)))
-        # The routing table and this list disagree: refuse rather than guess.
-        return qlik_error(405, "HTTP-405", f"Method {request.method} not allowed here")
 
 
 class _Dropped(Exception):

@@ -1,4 +1,5 @@
-"""The Transports API surface: every row of the reference's §9 and every error code."""
+"""The Transports API surface: every behaviour docs/emulator.md lists under "What it does like
+Qlik" (from https://qlik.dev/apis/rest/transports/) and every error code."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ M365 = {
 }
 
 
-# §9.1 + §9.2: singleton keyed by the token's tenant; GET with no state.
+# Singleton keyed by the token's tenant; GET with no state.
 def test_get_unset_config(api):
     resp = api.get()
     assert resp.status_code == 200
@@ -41,7 +42,7 @@ def test_config_is_a_singleton_per_tenant(qlik_emulator, api, h):
     assert got["securityType"] == "StartTLS"
 
 
-# §9.3: PUT validates, verifies, stores, 204.
+# PUT validates, verifies, stores, 204.
 def test_put_basic_auth_then_get(qlik_emulator, api, h):
     body = h.basic_config(qlik_emulator)
     resp = api.put(body)
@@ -206,7 +207,7 @@ def test_microsoft365_send_is_simulated_into_mailbox(qlik_emulator, api):
     assert [m["subject"] for m in qlik_emulator.mailbox()] == ["m365"]
 
 
-# §9.4: PATCH, deprecated, whitelist of 6 paths, 204.
+# PATCH, deprecated, whitelist of 6 paths, 204.
 def test_patch_ops(qlik_emulator, api, h):
     assert api.put(h.basic_config(qlik_emulator)).status_code == 204
     resp = api.patch([
@@ -281,7 +282,7 @@ def test_patch_on_microsoft365_config_is_refused(api, h):
     assert "PUT" in h.errors(resp)[1]
 
 
-# §9.5: DELETE.
+# DELETE.
 def test_delete(qlik_emulator, api, h):
     resp = api.delete()
     assert resp.status_code == 404
@@ -292,7 +293,7 @@ def test_delete(qlik_emulator, api, h):
     assert api.get().json()["errorCode"] == "CONFIG_NOT_SET"
 
 
-# §9.6: actions 404 without config; SMTP failures are 200 success:false.
+# Actions 404 without config; SMTP failures are 200 success:false.
 @pytest.mark.parametrize(
     ("action", "code"),
     [("send-test-email", "SENDTESTEMAIL-1"), ("verify-connection", "VERIFYCONNECTION-1")],
@@ -373,7 +374,7 @@ def test_non_ascii_bearer_is_401_not_500(api, h):
     assert h.errors(resp) == ("HTTP-401", "Unauthorized")
 
 
-# §9.7: validate always 200.
+# validate always 200.
 def test_validate(qlik_emulator, api, h):
     assert api.action("validate").json() == {"isValid": False, "errorCode": "CONFIG_NOT_SET"}
     assert api.put(h.basic_config(qlik_emulator)).status_code == 204
@@ -382,7 +383,7 @@ def test_validate(qlik_emulator, api, h):
     assert resp.json() == {"isValid": True, "errorCode": "OK"}
 
 
-# §9.8: write-only secrets.
+# Write-only secrets.
 def test_secrets_never_echoed(qlik_emulator, api, h):
     assert api.put(h.basic_config(qlik_emulator)).status_code == 204
     password = qlik_emulator.smtp_user[1]
@@ -396,7 +397,7 @@ def test_secrets_never_echoed(qlik_emulator, api, h):
         assert "emailPassword" not in text
 
 
-# §9.9: roles.
+# Roles.
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", ""), ("PUT", ""), ("PATCH", ""), ("DELETE", ""),

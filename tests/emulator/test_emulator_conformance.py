@@ -1,8 +1,10 @@
 """Conformance: schemathesis drives the emulator from the published (reconstructed) spec and
 checks every answer against the documented status codes, content types and schemas.
 
-The spec is a copy of the shared reference's ``transports-spec-current-reconstructed.json``,
-patched here, visibly, for its two known bugs ([C] in the reference):
+The spec beside this file, ``transports-spec-current-reconstructed.json``, is Qlik's
+published Transports spec with the 2026 changes of https://qlik.dev/apis/rest/transports/
+added (PUT, senderName, the PATCH deprecation). It is patched here, visibly, for its two
+known bugs ([C]: both are in the published spec):
 - PATCH ``op`` is one enum literal ``"replace, remove, add"``: split into three values;
 - ``providerConfig`` is a ``oneOf`` of two schemas with no required fields, so every object
   matches both and no answer could ever be valid: read it as ``anyOf``.

@@ -6,11 +6,12 @@ import json
 import os
 import stat
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qlik_email_resource.emulator.faults import FaultError, Faults
+from qlik_email_resource.emulator.faults import FAULT_KINDS, FaultError, Faults
 from qlik_email_resource.emulator.limits import RateLimiter
 from qlik_email_resource.emulator.model import ApiErrorAnswer, Backend
 
@@ -165,6 +166,15 @@ def test_rate_limiter_per_user_and_tier():
     limiter.reset()
     assert limiter.check("t", "u", "POST") == 0
     assert RateLimiter(False).check("t", "u", "GET") == 0
+
+
+def test_every_fault_kind_is_documented():
+    """docs/emulator.md, "Faults", lists each registered kind and the parameters it takes."""
+    text = (Path(__file__).parents[2] / "docs" / "emulator.md").read_text(encoding="utf-8")
+    doc = " ".join(text.split())  # as a reader sees it, whatever the line breaks
+    for kind, fault_class in FAULT_KINDS.items():
+        assert f'"kind":"{kind}"' in doc
+        assert f"`{kind}`: {', '.join(fault_class.takes)}" in doc
 
 
 def test_faults_consume_in_order():

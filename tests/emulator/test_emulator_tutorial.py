@@ -6,7 +6,8 @@ import json
 
 import requests
 
-# The tutorial's PATCH body, verbatim (reference §3.3), serverPort as a JSON number.
+# The tutorial's PATCH body, verbatim (https://qlik.dev/manage/tenants/email-provider/),
+# serverPort as a JSON number.
 TUTORIAL_PATCH = (
     '[{"op":"replace","path":"/serverAddress","value":"email-smtp.eu-west-2.amazonaws.com"},'
     '{"op":"replace","path":"/serverPort","value":2465},'
