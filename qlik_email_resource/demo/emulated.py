@@ -8,17 +8,20 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qlik_email_resource.demo.console import Console
 from qlik_email_resource.demo.errors import DemoError
 from qlik_email_resource.fleet.tenants import ResolvedTenant
 
+if TYPE_CHECKING:
+    from qlik_email_resource.emulator import Emulator
+
 
 @contextmanager
 def running_emulator(
     tenants: Sequence[str], work: Path, keep_running: bool, console: Console
-) -> Iterator[Any]:
+) -> Iterator[Emulator]:
     """The emulator for the demo's body; with ``keep_running``, it waits for Ctrl-C after."""
     from qlik_email_resource.emulator import Emulator
 
@@ -45,7 +48,7 @@ def running_emulator(
         emu.stop()
 
 
-def emulator_environ(emu: Any) -> dict[str, str]:
+def emulator_environ(emu: Emulator) -> dict[str, str]:
     """What examples/tenants.yaml reads from the environment, from the running emulator."""
     info = emu.info
     return {
@@ -77,7 +80,7 @@ def sender_name(config: Mapping[str, Any]) -> Any:
     return provider.get("senderName", config.get("senderName"))
 
 
-def wait_for_mail(emu: Any, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+def wait_for_mail(emu: Emulator, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         mails: list[dict[str, Any]] = emu.mailbox()

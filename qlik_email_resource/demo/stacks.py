@@ -20,6 +20,7 @@ from typing import Any
 from qlik_email_resource.demo.errors import DemoError
 from qlik_email_resource.demo.outcome import StackRun
 from qlik_email_resource.fleet.changes import RunOptions
+from qlik_email_resource.fleet.cli import Backend
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
 
 # Only protects the demo's throw-away local backend; never use it for real stacks.
@@ -35,7 +36,7 @@ class DemoStacks:
     def __init__(self, fleet: TenantsFile, root: Path, work: Path) -> None:
         self._report: list[str] = []
         packs = [str(root / "policies")]
-        self.backend: Any
+        self.backend: Backend
         if shutil.which("pulumi"):
             from qlik_email_resource.fleet.automation import AutomationBackend
 

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from qlik_email_resource.demo.console import Console
 from qlik_email_resource.demo.emulated import (
@@ -22,6 +22,9 @@ from qlik_email_resource.demo.stacks import DemoStacks
 from qlik_email_resource.emulator.http import inbox_html
 from qlik_email_resource.fleet.tenants import ResolvedTenant, load
 from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
+
+if TYPE_CHECKING:
+    from qlik_email_resource.emulator import Emulator
 
 TENANTS = ("demo", "acme")
 DRIFT_TENANT = "demo"
@@ -89,7 +92,7 @@ class Story:
         self,
         console: Console,
         stacks: DemoStacks,
-        emu: Any,
+        emu: Emulator,
         tenants: Sequence[ResolvedTenant],
         verbose: bool,
     ) -> None:
