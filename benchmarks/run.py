@@ -489,7 +489,7 @@ def provider_size(report: Report) -> None:
 
 def cli_environ(folder: Path) -> dict[str, str]:
     """The environment the CLI runs in: its own home, a passphrase, nothing fetched."""
-    from qlik_email_resource import pulumi_cli
+    from qlik_email_resource.fleet import pulumi_cli
 
     (folder / "pulumi-home").mkdir(parents=True, exist_ok=True)
     return {
@@ -512,7 +512,7 @@ def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[
 
     from pulumi import automation as auto
 
-    from qlik_email_resource import pulumi_cli
+    from qlik_email_resource.fleet import pulumi_cli
     from qlik_email_resource.offline import OfflineStack, Secret
 
     tenant = emu.tenant("bench")
@@ -568,7 +568,7 @@ def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[
 
 
 def cli(report: Report, count: int, runs: int) -> None:
-    from qlik_email_resource import pulumi_cli
+    from qlik_email_resource.fleet import pulumi_cli
 
     pulumi = pulumi_cli.find_pulumi()
     if pulumi is None:

@@ -52,7 +52,7 @@ class DemoStacks:
                 on_output=self._report.append,
             )
             self.label = f"the Pulumi CLI {_cli_version()}, local backend file://{state}"
-            from qlik_email_resource.pulumi_cli import has_python_language_host
+            from qlik_email_resource.fleet.pulumi_cli import has_python_language_host
 
             if not has_python_language_host():
                 self.label += " (program inline via the Automation API, no Python language host)"

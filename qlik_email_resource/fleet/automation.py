@@ -33,6 +33,7 @@ from qlik_email_resource.fleet.changes import (
 )
 from qlik_email_resource.fleet.hints import in_tenants_file_terms
 from qlik_email_resource.fleet.program import RESOURCE_TYPE, stack_config, tenant_program
+from qlik_email_resource.fleet.pulumi_cli import set_stack_config
 from qlik_email_resource.fleet.report import (
     BLOCKED,
     FAILED,
@@ -43,7 +44,6 @@ from qlik_email_resource.fleet.report import (
     redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
-from qlik_email_resource.pulumi_cli import set_stack_config
 
 __all__ = ["AutomationBackend", "BackendError", "cli_available", "result_word", "verification"]
 
@@ -78,7 +78,7 @@ class AutomationBackend:
                 "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/install/) "
                 "or pass --offline to use the offline test runner"
             )
-        from qlik_email_resource.pulumi_cli import policy_pack_for_cli
+        from qlik_email_resource.fleet.pulumi_cli import policy_pack_for_cli
 
         self.cli_env = dict(cli_env or {})
         env = {**(os.environ if environ is None else environ), **self.cli_env}

@@ -9,7 +9,7 @@ What runs here is real Pulumi, except where noted:
   machines): programs run as Automation API inline programs that execute the
   program's own `__main__.py`, and a Python policy pack runs as an executable
   analyzer plugin through a two-line launcher of ours
-  (`qlik_email_resource.pulumi_cli`; docs/cli.md says why).
+  (`qlik_email_resource.fleet.pulumi_cli`; docs/cli.md says why).
 
 Use::
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from qlik_email_resource import pulumi_cli
+from qlik_email_resource.fleet import pulumi_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".tools" / "bin"

@@ -1,4 +1,4 @@
-"""qlik_email_resource.pulumi_cli: the policy pack launcher and the inline program."""
+"""qlik_email_resource.fleet.pulumi_cli: the policy pack launcher and the inline program."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2_grpc
 
-from qlik_email_resource import pulumi_cli
+from qlik_email_resource.fleet import pulumi_cli
 from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 from tests.cli.clienv import REPO
 

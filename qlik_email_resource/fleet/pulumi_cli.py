@@ -91,7 +91,7 @@ def policy_pack_for_cli(pack_dir: str | Path, workdir: Path, pulumi: str | None 
     script = (
         "#!/bin/sh\n"
         f"# Starts the Python policy pack {pack} for a Pulumi CLI without\n"
-        "# pulumi-language-python; written by qlik_email_resource.pulumi_cli.\n"
+        "# pulumi-language-python; written by qlik_email_resource.fleet.pulumi_cli.\n"
         f"cd {shlex.quote(str(pack))} || exit 1\n"
         f'exec {shlex.quote(sys.executable)} -u __main__.py "$@"\n'
     )
