@@ -1,5 +1,7 @@
 """Desired state ↔ Qlik's wire format. Pure functions, no I/O.
 
+* ``FIELDS`` is the one table of the resource's inputs; every list of names below
+  is derived from it;
 * ``normalize`` validates and normalises what the user declared (all problems at
   once, each naming the property and the fix);
 * ``expand_put`` / ``expand_patch`` turn desired state into a PUT body or the
@@ -16,54 +18,17 @@ import difflib
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from qlik_email_resource import secret_wire
+from qlik_email_resource.tenant_url import normalize_tenant_url, tenant_url_problem
 
 BASIC_AUTH = "BasicAuth"
 MICROSOFT_365 = "Microsoft365"
 SERVICE_PROVIDERS = (BASIC_AUTH, MICROSOFT_365)
 SECURITY_TYPES = ("none", "StartTLS", "SSL/TLS")
-
-# Python input name -> Qlik field name, per provider.
-BASIC_FIELDS = {
-    "server_address": "serverAddress",
-    "server_port": "serverPort",
-    "security_type": "securityType",
-    "username": "username",
-    "email_address": "emailAddress",
-    "email_password": "emailPassword",
-    "sender_name": "senderName",
-}
-M365_FIELDS = {
-    "client_id": "clientId",
-    "client_secret": "clientSecret",
-    "email_address": "emailAddress",
-    "provider_tenant_id": "providerTenantId",
-}
-API_FIELDS = ("service_provider", *BASIC_FIELDS, *(k for k in M365_FIELDS if k not in BASIC_FIELDS))
-# The API never returns these; they live only in (secret) state.
-WRITE_ONLY = ("email_password", "client_secret")
-SECRET_INPUTS = ("email_password", "client_secret", "api_key")
-# Inputs that steer the provider rather than the tenant's configuration.
-CONTROL_INPUTS = ("tenant_url", "api_key", "verify_connection", "test_email_recipient")
-INPUTS = (*API_FIELDS, *CONTROL_INPUTS)
-# Read-only facts the API reports.
-STATUS_OUTPUTS = (
-    "tenant_id", "is_valid", "error_code", "auth_failures", "status_code",
-    "status_reason", "password_exists", "modification_time",
-)
-OUTPUTS = (*INPUTS, *STATUS_OUTPUTS)
-
-# The six paths the (deprecated) PATCH accepts; nothing else can be patched.
-PATCH_PATHS = {
-    "username": "/username",
-    "server_address": "/serverAddress",
-    "server_port": "/serverPort",
-    "security_type": "/securityType",
-    "email_address": "/emailAddress",
-    "email_password": "/emailPassword",
-}
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+$")
 # [I] Qlik documents no rule for serverAddress. Labels are letters, digits and '-'
@@ -71,13 +36,6 @@ _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+$")
 _LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_HOST_LENGTH = 253
 MAX_LABEL_LENGTH = 63
-# Text that ends up in mail headers or SMTP commands, where a CR/LF or NUL would
-# split or cut the line (header injection); tenant_url because urlsplit() silently
-# drops tabs and line breaks, so "https://t\n.eu.qlikcloud.com" would pass as valid.
-NO_CONTROL_CHARACTERS = (
-    "server_address", "username", "email_address", "sender_name", "client_id",
-    "provider_tenant_id", "tenant_url", "test_email_recipient",
-)
 _SECURITY_NEAR_MISSES = {
     "tls": None, "ssl": "SSL/TLS", "ssltls": "SSL/TLS", "ssl-tls": "SSL/TLS",
     "ssl_tls": "SSL/TLS", "implicit": "SSL/TLS", "implicittls": "SSL/TLS", "smtps": "SSL/TLS",
@@ -102,9 +60,7 @@ def _is_unknown(value: Any) -> bool:
 
 def unwrap_secret(value: Any) -> Any:
     """The plain value of a Pulumi RPC secret wrapper (``{sig: secret, value: v}``)."""
-    if isinstance(value, dict) and "4dabf18193072939515e22adb298388d" in value:
-        return value.get("value")
-    return value
+    return secret_wire.unwrap(value)
 
 
 def _suggest(name: str, choices: tuple[str, ...]) -> str:
@@ -115,24 +71,7 @@ def _suggest(name: str, choices: tuple[str, ...]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _security_problem(value: str, port: Any) -> str:
-    key = value.strip().lower()
-    guess = _SECURITY_NEAR_MISSES.get(key, "?")
-    allowed = "one of 'none', 'StartTLS' or 'SSL/TLS' (exact spelling)"
-    if guess is None or guess == "?":
-        if port == 465:
-            hint = " Port 465 means implicit TLS: use 'SSL/TLS'."
-        elif port == 587:
-            hint = " Port 587 means STARTTLS: use 'StartTLS'."
-        elif guess is None:
-            hint = (
-                " Use 'SSL/TLS' for implicit TLS (usually port 465) or 'StartTLS' for "
-                "STARTTLS (usually port 587)."
-            )
-        else:
-            hint = ""
-        return f"security_type {value!r} is not valid: use {allowed}.{hint}"
-    return f"security_type {value!r} is not valid: use {guess!r} ({allowed})."
+# --- numbers --------------------------------------------------------------------------------
 
 
 def whole_number(value: Any) -> int | None:
@@ -154,6 +93,13 @@ def whole_number(value: Any) -> int | None:
     return None
 
 
+def _integral(value: Any) -> Any:
+    # State holds a port as protobuf's 465.0: compare and send it as 465. What is not a
+    # whole number stays as it is, so that it still differs from every port.
+    number = whole_number(value)
+    return value if number is None else number
+
+
 def parse_port(value: Any) -> int:
     """The SMTP port as an int, the one converter for every source (resource inputs,
     the fleet's tenants file): 465, 465.0 and "465" are 465.
@@ -166,6 +112,13 @@ def parse_port(value: Any) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"server_port {port} is out of range: use 1 to 65535 (e.g. 587 or 465).")
     return port
+
+
+# --- the rules of single fields ----------------------------------------------------------------
+
+# A field's own rule: (its name, its value, the other inputs so far) -> (the value to
+# keep, why it is refused or None). A refused value is kept as given.
+FieldCheck = Callable[[str, Any, Mapping[str, Any]], tuple[Any, str | None]]
 
 
 def _control_character_problem(key: str, value: str) -> str | None:
@@ -225,6 +178,179 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def _check_service_provider(key: str, value: str, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    match = {p.lower(): p for p in SERVICE_PROVIDERS}.get(
+        value.strip().lower().replace(" ", "").replace("_", "")
+    )
+    if match is not None:
+        return match, None
+    if value.strip().lower() in ("m365", "o365", "office365", "azure"):
+        return value, f"service_provider {value!r} is not valid: use 'Microsoft365'."
+    return value, (f"service_provider {value!r} is not valid: use 'BasicAuth' (SMTP) or "
+                   "'Microsoft365'.")
+
+
+def _check_host(key: str, value: str, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    return value, host_problem(value)
+
+
+def _check_port(key: str, value: Any, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    try:
+        return parse_port(value), None
+    except ValueError as exc:
+        return value, str(exc)
+
+
+def _security_problem(value: str, port: Any) -> str:
+    key = value.strip().lower()
+    guess = _SECURITY_NEAR_MISSES.get(key, "?")
+    allowed = "one of 'none', 'StartTLS' or 'SSL/TLS' (exact spelling)"
+    if guess is None or guess == "?":
+        if port == 465:
+            hint = " Port 465 means implicit TLS: use 'SSL/TLS'."
+        elif port == 587:
+            hint = " Port 587 means STARTTLS: use 'StartTLS'."
+        elif guess is None:
+            hint = (
+                " Use 'SSL/TLS' for implicit TLS (usually port 465) or 'StartTLS' for "
+                "STARTTLS (usually port 587)."
+            )
+        else:
+            hint = ""
+        return f"security_type {value!r} is not valid: use {allowed}.{hint}"
+    return f"security_type {value!r} is not valid: use {guess!r} ({allowed})."
+
+
+def _check_security(key: str, value: str, others: Mapping[str, Any]) -> tuple[Any, str | None]:
+    canonical = {s.lower(): s for s in SECURITY_TYPES}.get(value.strip().lower())
+    if canonical is not None:
+        return canonical, None
+    # The port, once it is a valid one, says which of the two TLS modes was meant.
+    port = others.get("server_port") if isinstance(others.get("server_port"), int) else None
+    return value, _security_problem(value, port)
+
+
+def _check_email(key: str, value: str, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    if _EMAIL.match(value):
+        return value, None
+    return value, f"{key} {value!r} is not an email address (expected name@example.com)."
+
+
+def _check_password(key: str, value: str, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    if "\0" not in value:
+        return value, None
+    # The value is never shown: the message names the character only.
+    return value, ("email_password contains a NUL character, which SMTP AUTH PLAIN cannot "
+                   "carry (RFC 4616): use a password without it.")
+
+
+def _check_tenant_url(key: str, value: str, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    why = tenant_url_problem(value)
+    return (value, why) if why else (normalize_tenant_url(value), None)
+
+
+def _check_bool(key: str, value: Any, _: Mapping[str, Any]) -> tuple[Any, str | None]:
+    return value, None if isinstance(value, bool) else f"{key} must be true or false."
+
+
+# --- the field table ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of ``TenantEmailConfig``: every fact the provider needs about it."""
+
+    name: str  # the resource's input name (snake_case)
+    # Qlik's name in ``providerConfig`` (``serviceProvider`` sits beside it); None:
+    # the input steers the provider and is never sent.
+    qlik: str | None = None
+    providers: tuple[str, ...] = ()  # the service providers whose providerConfig holds it
+    kind: type = str  # str, int or bool
+    required: bool = False  # by each of its service providers
+    secret: bool = False  # always a Pulumi secret, never shown
+    write_only: bool = False  # the API never returns it: it lives only in (secret) state
+    patch_path: str | None = None  # its path in the (deprecated) PATCH; None: PUT only
+    control: bool = False  # steers the provider rather than the tenant's configuration
+    strip: bool = False  # leading and trailing blanks dropped
+    # Text that ends up in mail headers or SMTP commands, where a CR/LF or NUL would
+    # split or cut the line (header injection); tenant_url because urlsplit() silently
+    # drops tabs and line breaks, so "https://t\n.eu.qlikcloud.com" would pass as valid.
+    no_control_characters: bool = False
+    check: FieldCheck | None = None  # the field's own rule, once its type is right
+    default: Any = None  # what an unset value means
+
+
+_BASIC = (BASIC_AUTH,)
+_BOTH = (BASIC_AUTH, MICROSOFT_365)
+_M365 = (MICROSOFT_365,)
+
+# To add an API field: one Field here (its order is the order of outputs and of the
+# PUT body), a check function above if it has a rule of its own, and the typed
+# attribute in resource.py (TenantEmailConfigArgs and the output annotations; a test
+# in tests/mapping/test_field_table.py fails until they match). Every list below, the
+# fleet's tenants-file keys and the policy pack's view of secrets follow from the table.
+FIELDS: tuple[Field, ...] = (
+    Field("service_provider", "serviceProvider", check=_check_service_provider,
+          default=BASIC_AUTH),
+    Field("server_address", "serverAddress", _BASIC, required=True, patch_path="/serverAddress",
+          strip=True, no_control_characters=True, check=_check_host),
+    Field("server_port", "serverPort", _BASIC, int, required=True, patch_path="/serverPort",
+          check=_check_port),
+    Field("security_type", "securityType", _BASIC, required=True, patch_path="/securityType",
+          check=_check_security),
+    Field("username", "username", _BASIC, patch_path="/username", strip=True,
+          no_control_characters=True),
+    Field("email_address", "emailAddress", _BOTH, required=True, patch_path="/emailAddress",
+          strip=True, no_control_characters=True, check=_check_email),
+    Field("email_password", "emailPassword", _BASIC, secret=True, write_only=True,
+          patch_path="/emailPassword", check=_check_password),
+    Field("sender_name", "senderName", _BASIC, no_control_characters=True),
+    Field("client_id", "clientId", _M365, required=True, strip=True,
+          no_control_characters=True),
+    Field("client_secret", "clientSecret", _M365, required=True, secret=True, write_only=True),
+    Field("provider_tenant_id", "providerTenantId", _M365, required=True, strip=True,
+          no_control_characters=True),
+    Field("tenant_url", control=True, strip=True, no_control_characters=True,
+          check=_check_tenant_url),
+    Field("api_key", control=True, secret=True),
+    Field("verify_connection", kind=bool, control=True, check=_check_bool),
+    Field("test_email_recipient", control=True, strip=True, no_control_characters=True,
+          check=_check_email),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+def provider_fields(provider: str) -> dict[str, str]:
+    """Python input name -> Qlik field name, for one service provider's providerConfig."""
+    return {f.name: f.qlik for f in FIELDS if provider in f.providers and f.qlik}
+
+
+# Derived from FIELDS, under the names the rest of the package imports.
+BASIC_FIELDS = provider_fields(BASIC_AUTH)
+M365_FIELDS = provider_fields(MICROSOFT_365)
+API_FIELDS = tuple(f.name for f in FIELDS if not f.control)
+# The API never returns these; they live only in (secret) state.
+WRITE_ONLY = tuple(f.name for f in FIELDS if f.write_only)
+SECRET_INPUTS = tuple(f.name for f in FIELDS if f.secret)
+# Inputs that steer the provider rather than the tenant's configuration.
+CONTROL_INPUTS = tuple(f.name for f in FIELDS if f.control)
+INPUTS = tuple(f.name for f in FIELDS)
+# Read-only facts the API reports.
+STATUS_OUTPUTS = (
+    "tenant_id", "is_valid", "error_code", "auth_failures", "status_code",
+    "status_reason", "password_exists", "modification_time",
+)
+OUTPUTS = (*INPUTS, *STATUS_OUTPUTS)
+# The six paths the (deprecated) PATCH accepts; nothing else can be patched.
+PATCH_PATHS = {f.name: f.patch_path for f in FIELDS if f.patch_path}
+NO_CONTROL_CHARACTERS = tuple(f.name for f in FIELDS if f.no_control_characters)
+STRIPPED_INPUTS = tuple(f.name for f in FIELDS if f.strip)
+STRING_INPUTS = tuple(f.name for f in FIELDS if f.kind is str)
+
+
+# --- normalize ---------------------------------------------------------------------------------
+
+
 def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Validate and normalise declared inputs; report every problem at once.
 
@@ -233,11 +359,10 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """
     problems: list[Problem] = []
     out: dict[str, Any] = {}
-    refused: set[str] = set()  # reported already: no second problem for the same input
     for key, raw in news.items():
         if key.startswith("__"):
             continue
-        if key not in INPUTS:
+        if key not in FIELD_BY_NAME:
             problems.append(Problem(key, f"{key!r} is not an input of TenantEmailConfig."
                                     + _suggest(key, INPUTS)))
             continue
@@ -245,115 +370,80 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         if value is None or (isinstance(value, str) and value == "" and key not in WRITE_ONLY):
             continue
         out[key] = value
-
-    def known(key: str) -> bool:
-        return key in out and key not in refused and not _is_unknown(out[key])
-
-    for key in (*API_FIELDS, "tenant_url", "api_key", "test_email_recipient"):
-        if known(key) and key != "server_port" and not isinstance(out[key], str):
-            problems.append(Problem(key, f"{key} must be a string, got {type(out[key]).__name__}."))
-            del out[key]
-    for key in ("server_address", "username", "email_address", "client_id",
-                "provider_tenant_id", "tenant_url", "test_email_recipient"):
-        if known(key):
-            out[key] = out[key].strip()
-    for key in NO_CONTROL_CHARACTERS:
-        why = _control_character_problem(key, out[key]) if known(key) else None
-        if why:
-            problems.append(Problem(key, why))
-            refused.add(key)
-    if known("email_password") and "\0" in out["email_password"]:
-        # The value is never shown: the message names the character only.
-        problems.append(Problem("email_password", "email_password contains a NUL character, "
-                                "which SMTP AUTH PLAIN cannot carry (RFC 4616): use a password "
-                                "without it."))
-        refused.add("email_password")
-
-    provider = out.get("service_provider", BASIC_AUTH)
-    if known("service_provider"):
-        match = {p.lower(): p for p in SERVICE_PROVIDERS}.get(
-            provider.strip().lower().replace(" ", "").replace("_", "")
-        )
-        if match is None and provider.strip().lower() in ("m365", "o365", "office365", "azure"):
-            problems.append(Problem("service_provider", f"service_provider {provider!r} is not "
-                                    "valid: use 'Microsoft365'."))
-        elif match is None:
-            problems.append(Problem("service_provider", f"service_provider {provider!r} is not "
-                                    "valid: use 'BasicAuth' (SMTP) or 'Microsoft365'."))
-        provider = match or provider
-    out["service_provider"] = provider
-
-    if known("server_port"):
-        try:
-            out["server_port"] = parse_port(out["server_port"])
-        except ValueError as exc:
-            problems.append(Problem("server_port", str(exc)))
-    if known("security_type"):
-        value = out["security_type"]
-        canonical = {s.lower(): s for s in SECURITY_TYPES}.get(value.strip().lower())
-        if canonical is None:
-            port = out.get("server_port") if isinstance(out.get("server_port"), int) else None
-            problems.append(Problem("security_type", _security_problem(value, port)))
-        else:
-            out["security_type"] = canonical
-    for key in ("email_address", "test_email_recipient"):
-        if known(key) and not _EMAIL.match(out[key]):
-            problems.append(Problem(key, f"{key} {out[key]!r} is not an email address "
-                                    "(expected name@example.com)."))
-    if known("server_address"):
-        why = host_problem(out["server_address"])
-        if why:
-            problems.append(Problem("server_address", why))
-    if known("verify_connection") and not isinstance(out["verify_connection"], bool):
-        problems.append(Problem("verify_connection", "verify_connection must be true or false."))
-    if known("tenant_url"):
-        from qlik_email_resource.settings import normalize_tenant_url, tenant_url_problem
-
-        why = tenant_url_problem(out["tenant_url"])
-        if why:
-            problems.append(Problem("tenant_url", why))
-        else:
-            out["tenant_url"] = normalize_tenant_url(out["tenant_url"])
-    if "api_key" in out and "tenant_url" not in out:
-        problems.append(Problem("api_key", "api_key is set without tenant_url: a per-resource "
-                                "key needs its tenant_url (or use stack config qlik:apiKey)."))
-
-    if provider == BASIC_AUTH:
-        needed: tuple[str, ...] = (
-            "server_address", "server_port", "security_type", "email_address"
-        )
-        foreign = [k for k in M365_FIELDS if k not in BASIC_FIELDS]
-        for key in needed:
-            if key not in out:
-                problems.append(Problem(key, f"{key} is required for service_provider "
-                                        "'BasicAuth'."))
-        has_user, has_pw = "username" in out, "email_password" in out
-        if has_user and not has_pw:
-            problems.append(Problem("email_password", "email_password is required when username "
-                                    "is set (pass it as a secret)."))
-        if has_pw and not has_user:
-            problems.append(Problem("username", "username is required when email_password is set."))
-    elif provider == MICROSOFT_365:
-        needed = tuple(M365_FIELDS)
-        foreign = [k for k in BASIC_FIELDS if k not in M365_FIELDS]
-        for key in needed:
-            if key not in out:
-                problems.append(Problem(key, f"{key} is required for service_provider "
-                                        "'Microsoft365'."))
-    else:
-        foreign = []
-    for key in foreign:
-        if key in out:
-            problems.append(Problem(key, f"{key} does not apply to service_provider "
-                                    f"{provider!r}: remove it."))
+    for field in FIELDS:
+        if field.name in out and not _is_unknown(out[field.name]):
+            why = _normalize_field(field, out)
+            if why:
+                problems.append(Problem(field.name, why))
+    out.setdefault("service_provider", BASIC_AUTH)
+    problems += _tenant_key_problems(out)
+    problems += _provider_problems(out)
     return out, problems
+
+
+def _normalize_field(field: Field, out: dict[str, Any]) -> str | None:
+    """Type, blanks, control characters and the field's own rule, in that order;
+    ``out[field.name]`` becomes the normalised value. The first problem, or None."""
+    key, value = field.name, out[field.name]
+    if field.kind is str and not isinstance(value, str):
+        # Dropped, so that the cross-field rules see the input as missing.
+        del out[key]
+        return f"{key} must be a string, got {type(value).__name__}."
+    if field.strip:
+        value = out[key] = value.strip()
+    if field.no_control_characters:
+        why = _control_character_problem(key, value)
+        if why:
+            return why
+    if field.check is None:
+        return None
+    out[key], why = field.check(key, value, out)
+    return why
+
+
+def _tenant_key_problems(out: Mapping[str, Any]) -> list[Problem]:
+    if "api_key" in out and "tenant_url" not in out:
+        return [Problem("api_key", "api_key is set without tenant_url: a per-resource key "
+                        "needs its tenant_url (or use stack config qlik:apiKey).")]
+    return []
+
+
+def _provider_problems(out: Mapping[str, Any]) -> list[Problem]:
+    """Fields the service provider needs, the SMTP login pair, and the other provider's
+    fields. Nothing for a service provider that is unknown or not valid."""
+    provider = out["service_provider"]
+    if provider not in SERVICE_PROVIDERS:
+        return []
+    own = [f for f in FIELDS if provider in f.providers]
+    problems = [
+        Problem(f.name, f"{f.name} is required for service_provider {provider!r}.")
+        for f in own if f.required and f.name not in out
+    ]
+    if provider == BASIC_AUTH:
+        problems += _login_problems(out)
+    problems += [
+        Problem(f.name, f"{f.name} does not apply to service_provider {provider!r}: remove it.")
+        for f in FIELDS
+        if f.providers and provider not in f.providers and f.name in out
+    ]
+    return problems
+
+
+def _login_problems(out: Mapping[str, Any]) -> list[Problem]:
+    has_user, has_pw = "username" in out, "email_password" in out
+    if has_user and not has_pw:
+        return [Problem("email_password", "email_password is required when username is set "
+                        "(pass it as a secret).")]
+    if has_pw and not has_user:
+        return [Problem("username", "username is required when email_password is set.")]
+    return []
 
 
 # --- expand: desired state -> request bodies ---------------------------------------------
 
 
-def _wire(value: Any, key: str) -> Any:
-    return int(value) if key == "server_port" and value is not None else value
+def _wire_value(key: str, value: Any) -> Any:
+    return _integral(value) if FIELD_BY_NAME[key].kind is int else value
 
 
 def expand_put(desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,7 +451,7 @@ def expand_put(desired: Mapping[str, Any]) -> dict[str, Any]:
     provider = desired.get("service_provider") or BASIC_AUTH
     fields = M365_FIELDS if provider == MICROSOFT_365 else BASIC_FIELDS
     config = {
-        qlik: _wire(desired[key], key)
+        qlik: _wire_value(key, desired[key])
         for key, qlik in fields.items()
         if desired.get(key) is not None
     }
@@ -370,16 +460,7 @@ def expand_put(desired: Mapping[str, Any]) -> dict[str, Any]:
 
 def changed_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     """API fields whose desired value differs (write-only secrets compared as given)."""
-    changed = []
-    for key in API_FIELDS:
-        old, new = unwrap_secret(olds.get(key)), unwrap_secret(news.get(key))
-        if key == "service_provider":
-            old, new = old or BASIC_AUTH, new or BASIC_AUTH
-        if key == "server_port":
-            old = _as_int(old)
-            new = _as_int(new)
-        if old != new:
-            changed.append(key)
+    changed = [key for key in API_FIELDS if not _same(key, olds.get(key), news.get(key))]
     # A password the tenant lost (passwordExists false after a refresh) must be re-sent.
     if (
         "email_password" not in changed
@@ -389,12 +470,6 @@ def changed_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str
     ):
         changed.append("email_password")
     return changed
-
-
-def _as_int(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def expand_patch(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -415,7 +490,7 @@ def expand_patch(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[dict[
         if new is None:
             ops.append({"op": "remove", "path": PATCH_PATHS[key]})
         else:
-            ops.append({"op": "replace", "path": PATCH_PATHS[key], "value": _wire(new, key)})
+            ops.append({"op": "replace", "path": PATCH_PATHS[key], "value": _wire_value(key, new)})
     return ops
 
 
@@ -525,10 +600,26 @@ def read_inputs(old: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, 
 # --- diff --------------------------------------------------------------------------
 
 
-def _tenant_url_key(value: Any) -> Any:
-    from qlik_email_resource.settings import normalize_tenant_url
+def _comparable(key: str, value: Any) -> Any:
+    """The form in which two spellings of one setting are equal."""
+    value = unwrap_secret(value)
+    field = FIELD_BY_NAME[key]
+    if field.default is not None:
+        return value or field.default
+    if field.kind is int:
+        return _integral(value)
+    if field.kind is bool:
+        return bool(value)
+    if key == "tenant_url" and isinstance(value, str):
+        # State saved before URLs were normalised may spell the same tenant otherwise.
+        return normalize_tenant_url(value)
+    return value
 
-    return normalize_tenant_url(value) if isinstance(value, str) else value
+
+def _same(key: str, old: Any, new: Any) -> bool:
+    """Whether ``old`` and ``new`` are one value of input ``key``: the one comparison
+    of ``changed_fields``, ``diff`` and ``not_written_by``."""
+    return _comparable(key, old) == _comparable(key, new)
 
 
 @dataclass(frozen=True)
@@ -552,20 +643,8 @@ def diff(
     """
     changes: list[str] = []
     for key in INPUTS:
-        old, new = unwrap_secret(olds.get(key)), unwrap_secret(news.get(key))
-        if _is_unknown(new):
-            changes.append(key)
-            continue
-        if key == "service_provider":
-            old, new = old or BASIC_AUTH, new or BASIC_AUTH
-        if key == "server_port":
-            old, new = _as_int(old), _as_int(new)
-        if key == "verify_connection":
-            old, new = bool(old), bool(new)
-        if key == "tenant_url":
-            # State saved before URLs were normalised may spell the same tenant otherwise.
-            old, new = _tenant_url_key(old), _tenant_url_key(new)
-        if old != new:
+        new = news.get(key)
+        if _is_unknown(unwrap_secret(new)) or not _same(key, olds.get(key), new):
             changes.append(key)
     if "email_password" not in changes and "email_password" in changed_fields(olds, news):
         changes.append("email_password")
@@ -608,7 +687,8 @@ def not_written_by(state: Mapping[str, Any], answer: Mapping[str, Any]) -> str |
     now = flatten(answer)
     differing = [
         key for key in API_FIELDS
-        if key not in WRITE_ONLY and _comparable(key, state.get(key)) != _comparable(key, now[key])
+        if key not in WRITE_ONLY and not _same(key, _blank_as_unset(state.get(key)),
+                                               _blank_as_unset(now[key]))
     ]
     if differing:
         return (f"its {', '.join(differing)} differ from what this resource wrote: another "
@@ -616,9 +696,7 @@ def not_written_by(state: Mapping[str, Any], answer: Mapping[str, Any]) -> str |
     return None
 
 
-def _comparable(key: str, value: Any) -> Any:
-    if key == "service_provider":
-        return value or BASIC_AUTH
-    if key == "server_port":
-        return whole_number(value)
+def _blank_as_unset(value: Any) -> Any:
+    # [I] A field the tenant holds empty may read back as "" or not at all: either way
+    # it is one that this resource did not write.
     return None if value == "" else value
