@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -159,20 +159,21 @@ def summary_line(results: Sequence[TenantResult], operation: str) -> str:
     return f"{operation}: {len(results)} tenants: {', '.join(parts)}"
 
 
+# The final table, column by column: a header and how a tenant's result fills it.
+COLUMNS: tuple[tuple[str, Callable[[TenantResult], str]], ...] = (
+    ("TENANT", lambda r: r.tenant),
+    ("RESULT", lambda r: r.result),
+    ("CHANGED", lambda r: _cell([c.text() for c in r.changes])),
+    ("POLICY", lambda r: _cell([v.label for v in r.violations])),
+    ("VERIFIED", lambda r: r.verification),
+    ("ERROR", lambda r: "see below" if r.error else "-"),
+)
+
+
 def render_table(results: Sequence[TenantResult], operation: str) -> str:
     """The final report: one row per tenant, then each error in full below the table."""
-    headers = ("TENANT", "RESULT", "CHANGED", "POLICY", "VERIFIED", "ERROR")
-    rows = [
-        (
-            r.tenant,
-            r.result,
-            _cell([c.text() for c in r.changes]),
-            _cell([v.label for v in r.violations]),
-            r.verification,
-            "see below" if r.error else "-",
-        )
-        for r in sorted(results, key=lambda r: r.tenant)
-    ]
+    headers = [header for header, _ in COLUMNS]
+    rows = [[cell(r) for _, cell in COLUMNS] for r in sorted(results, key=lambda r: r.tenant)]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
