@@ -39,26 +39,20 @@ from urllib.parse import urlsplit
 import yaml
 
 from qlik_email_resource.fleet import policy_config as policy_settings
-from qlik_email_resource.mapping import parse_port
+from qlik_email_resource.mapping import FIELDS, parse_port
 
 DEFAULT_PROJECT = "qlik-email"
 
-# Email settings by their provider input name (see ARCHITECTURE.md, "Provider").
-EMAIL_STRINGS = (
-    "server_address",
-    "security_type",
-    "username",
-    "email_address",
-    "sender_name",
-    "service_provider",
-    "client_id",
-    "provider_tenant_id",
-    "test_email_recipient",
-)
-EMAIL_INTS = ("server_port",)
-EMAIL_BOOLS = ("verify_connection",)
+# Email settings by their provider input name, from the resource's field table. The
+# tenant's URL and API key are not email settings: a tenant gives them as `url` and
+# `api_key_env`.
+_TENANT_INPUTS = ("tenant_url", "api_key")
+_EMAIL_FIELDS = tuple(f for f in FIELDS if f.name not in _TENANT_INPUTS)
+EMAIL_STRINGS = tuple(f.name for f in _EMAIL_FIELDS if f.kind is str and not f.secret)
+EMAIL_INTS = tuple(f.name for f in _EMAIL_FIELDS if f.kind is int)
+EMAIL_BOOLS = tuple(f.name for f in _EMAIL_FIELDS if f.kind is bool)
 # Secret email inputs: the file names an environment variable, `<input>_env`.
-EMAIL_SECRETS = ("email_password", "client_secret")
+EMAIL_SECRETS = tuple(f.name for f in _EMAIL_FIELDS if f.secret)
 EMAIL_KEYS = frozenset(EMAIL_STRINGS + EMAIL_INTS + EMAIL_BOOLS)
 EMAIL_ENV_KEYS = frozenset(f"{k}_env" for k in EMAIL_SECRETS)
 

@@ -8,7 +8,7 @@ import jsonpatch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qlik_email_resource import mapping
+from qlik_email_resource import mapping, secret_wire
 
 BASE = {
     "server_address": "smtp.example.com",
@@ -105,8 +105,7 @@ def test_all_problems_reported_at_once() -> None:
 
 
 def test_secrets_and_unknowns_pass_through() -> None:
-    wrapped = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-               "value": "pw"}
+    wrapped = secret_wire.wrap("pw")
 
     class Unknown:  # the shape pulumi.output.Unknown has during preview
         pass
@@ -340,7 +339,7 @@ def test_lost_password_is_a_change() -> None:
 
 
 def test_tenant_url_spellings_normalise_to_one() -> None:
-    from qlik_email_resource.settings import normalize_tenant_url, tenant_url_problem
+    from qlik_email_resource.tenant_url import normalize_tenant_url, tenant_url_problem
 
     same = {
         "https://t.eu.qlikcloud.com": [

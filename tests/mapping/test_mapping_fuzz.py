@@ -13,11 +13,9 @@ from typing import Any
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from qlik_email_resource import mapping
+from qlik_email_resource import mapping, secret_wire
 from qlik_email_resource.provider import TenantEmailConfigProvider
 
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
-SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Anything at all: what a careless program, a stack config string or protobuf can send.
@@ -43,7 +41,7 @@ anything = st.recursive(
 
 
 def secret(value: Any) -> dict[str, Any]:
-    return {SECRET_SIG: SECRET_VALUE, "value": value}
+    return secret_wire.wrap(value)
 
 
 maybe_secret = anything | anything.map(secret)
@@ -148,7 +146,7 @@ def test_provider_check_never_raises(news: dict[str, Any]) -> None:
     # Secret inputs leave check wrapped, whatever else happened.
     for key in mapping.SECRET_INPUTS:
         value = (result.inputs or {}).get(key)
-        assert value is None or (isinstance(value, dict) and SECRET_SIG in value)
+        assert value is None or (isinstance(value, dict) and secret_wire.SIG_KEY in value)
 
 
 @FUZZ
