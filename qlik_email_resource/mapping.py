@@ -284,11 +284,16 @@ _BASIC = (BASIC_AUTH,)
 _BOTH = (BASIC_AUTH, MICROSOFT_365)
 _M365 = (MICROSOFT_365,)
 
-# To add an API field: one Field here (its order is the order of outputs and of the
-# PUT body), a check function above if it has a rule of its own, and the typed
-# attribute in resource.py (TenantEmailConfigArgs and the output annotations; a test
-# in tests/mapping/test_field_table.py fails until they match). Every list below, the
-# fleet's tenants-file keys and the policy pack's view of secrets follow from the table.
+# The one table of the resource's inputs, after auth0's schema map. To add an API field:
+#   1. mapping.py: one Field below (its place is its place in outputs and in the PUT
+#      body), plus a check function above if it has a rule of its own;
+#   2. resource.py: the typed attribute in TenantEmailConfigArgs and the output
+#      annotation (written out for IDEs; tests/mapping/test_field_table.py fails until
+#      they match the table);
+#   3. docs/provider.md: a line in the inputs table, for users.
+# Everything else follows: the name lists below, normalize, expand, flatten, diff,
+# and the fleet's tenants-file keys. The repo program (__main__.py, Pulumi.yaml) and
+# the demo set a field only if they should; the test checks the keys they use.
 FIELDS: tuple[Field, ...] = (
     Field("service_provider", "serviceProvider", check=_check_service_provider,
           default=BASIC_AUTH),

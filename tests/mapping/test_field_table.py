@@ -253,3 +253,23 @@ def test_demo_keys_are_the_program_keys() -> None:
     assert set(DEMO_KEYS) <= set(INPUTS)
     assert {name: PROGRAM_KEYS[name] for name in DEMO_KEYS} == dict(DEMO_KEYS)
     assert dict(DEMO_KEYS) == _program_settings()
+
+
+# --- copies that must stay copies -------------------------------------------------------------
+
+
+def test_policy_pack_secret_and_credential_fields_are_the_tables() -> None:
+    # The pack runs without this package importable (it is shipped on its own), so it
+    # keeps its own names: they are checked here instead.
+    from qlik_email_resource.policy_pack import rules
+
+    assert rules._SECRET_FIELDS == mapping.SECRET_INPUTS
+    for provider, names in rules._REQUIRED_CREDENTIALS.items():
+        assert set(names) <= set(mapping.provider_fields(provider)), provider
+
+
+def test_fleet_columns_are_outputs() -> None:
+    from qlik_email_resource.fleet import audit, program
+
+    assert set(program.EXPORTS) <= set(OUTPUTS)
+    assert set(audit.FIELDS) <= set(OUTPUTS)
