@@ -19,6 +19,9 @@ def optional(key: str) -> str | None:
     return email.get(key) or None
 
 
+# Each `email:` key is the input's camelCase name (the password's is `password`);
+# tests/mapping/test_field_table.py checks them against the resource's field table
+# and against Pulumi.yaml.
 mail = TenantEmailConfig(
     "email",
     TenantEmailConfigArgs(

@@ -42,6 +42,8 @@ class TenantEmailConfigArgs:
     ``test_email_recipient`` makes every apply send a test email there.
     """
 
+    # Written out, not generated from mapping.FIELDS, so that IDEs and type checkers see
+    # them; tests/mapping/test_field_table.py checks names and types against the table.
     email_address: pulumi.Input[str] | None = None
     server_address: pulumi.Input[str] | None = None
     server_port: pulumi.Input[int] | None = None
@@ -74,7 +76,7 @@ class TenantEmailConfig(pulumi.dynamic.Resource, module="qlik", name="TenantEmai
     Qlik ``tenantId``.
     """
 
-    # inputs, echoed as outputs
+    # inputs, echoed as outputs (like the args, checked against mapping.FIELDS by a test)
     server_address: pulumi.Output[str | None]
     server_port: pulumi.Output[int | None]
     security_type: pulumi.Output[str | None]
