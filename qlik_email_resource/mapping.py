@@ -380,7 +380,9 @@ def normalize(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
             why = _normalize_field(field, out)
             if why:
                 problems.append(Problem(field.name, why))
-    out.setdefault("service_provider", BASIC_AUTH)
+    for field in FIELDS:
+        if field.default is not None:
+            out.setdefault(field.name, field.default)
     problems += _tenant_key_problems(out)
     problems += _provider_problems(out)
     return out, problems
