@@ -551,8 +551,8 @@ def flatten(answer: Mapping[str, Any]) -> dict[str, Any]:
     for key in (*BASIC_FIELDS, *M365_FIELDS):
         if key in WRITE_ONLY:
             continue
-        out[key] = pick(fields[key]) if key in fields else None
-    out["server_port"] = whole_number(out.get("server_port"))
+        value = pick(fields[key]) if key in fields else None
+        out[key] = whole_number(value) if FIELD_BY_NAME[key].kind is int else value
     status = answer.get("status")
     status = status if isinstance(status, Mapping) else {}
     out.update(
