@@ -19,7 +19,7 @@ from qlik_email_resource.demo.emulated import (
 from qlik_email_resource.demo.errors import DemoError
 from qlik_email_resource.demo.outcome import StackRun, named_settings, ops
 from qlik_email_resource.demo.stacks import DemoStacks
-from qlik_email_resource.emulator.http import inbox_html
+from qlik_email_resource.emulator.admin import inbox_html
 from qlik_email_resource.fleet.tenants import ResolvedTenant, load
 from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 

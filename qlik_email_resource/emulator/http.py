@@ -20,7 +20,6 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .admin import AdminApp, inbox_html
 from .faults import Faults
 from .limits import RateLimiter
 from .model import ApiErrorAnswer, Backend, Tenant
@@ -36,8 +35,7 @@ from .wire import (
     rate_limited,
 )
 
-# Re-exported: callers import these from here (demo.py: inbox_html).
-__all__ = ["MAX_BODY", "AdminApp", "ApiApp", "RequestLog", "inbox_html", "qlik_error"]
+__all__ = ["MAX_BODY", "ApiApp", "RequestLog", "qlik_error"]
 
 log = logging.getLogger("qlik_email_resource.emulator")
 
