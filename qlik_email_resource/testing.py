@@ -4,29 +4,10 @@ Kept so that users' tests written against ``from qlik_email_resource.testing imp
 OfflineStack`` and ``python -m qlik_email_resource.testing`` go on working.
 """
 
-from qlik_email_resource.offline import (
-    HEADER,
-    UNKNOWN,
-    OfflineRunError,
-    OfflineStack,
-    PolicyViolationError,
-    RunResult,
-    Secret,
-    Step,
-    Violation,
-)
+from qlik_email_resource import offline as _offline
+from qlik_email_resource.offline import *  # noqa: F403  (the same public names)
 
-__all__ = [
-    "HEADER",
-    "UNKNOWN",
-    "OfflineRunError",
-    "OfflineStack",
-    "PolicyViolationError",
-    "RunResult",
-    "Secret",
-    "Step",
-    "Violation",
-]
+__all__ = list(_offline.__all__)
 
 if __name__ == "__main__":
     import sys

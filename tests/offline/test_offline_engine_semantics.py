@@ -16,12 +16,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from qlik_email_resource.offline import OfflineStack, PolicyViolationError, Secret
-from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
-from tests.offline.toy_provider import Thing, toy_program
+from qlik_email_resource.offline import PolicyViolationError
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from tests.offline.toy_provider import Thing
 
 HERE = Path(__file__).resolve().parent
-PASSWORD = "toy-pw-9d2e61a0"
 UNKNOWN = "[unknown]"  # how the CLI prints an unknown value (display/object_diff.go)
 
 # A pack that reports what the engine must never show a policy (internal `__` keys,
@@ -72,19 +71,6 @@ def probe_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (pack / "__main__.py").write_text(textwrap.dedent(PROBE_PACK))
     return pack
 
-
-@pytest.fixture
-def make_stack(tmp_path: Path, store: Path, provider: ProviderServer) -> Any:
-    store.unlink(missing_ok=True)
-
-    def make(program: Any = toy_program, **kwargs: Any) -> OfflineStack:
-        config = {"toy:password": Secret(PASSWORD), **kwargs.pop("config", {})}
-        return OfflineStack(
-            program, project="toy", stack="dev", config=config,
-            state_file=tmp_path / "dev.json", provider_server=provider, quiet=True, **kwargs,
-        )
-
-    return make
 
 
 def records(store: Path) -> dict[str, Any]:

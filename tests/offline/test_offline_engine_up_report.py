@@ -15,27 +15,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
-from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.offline import OfflineRunError
+from qlik_email_resource.offline.grpc_servers import AnalyzerServer
 from tests.offline.toy_provider import Thing, toy_program
 
 HERE = Path(__file__).resolve().parent
-PASSWORD = "toy-pw-5b7c90e1"
 CANT_RUN = "can't run policy 'toy-no-plain'"
 
-
-@pytest.fixture
-def make_stack(tmp_path: Path, store: Path, provider: ProviderServer) -> Any:
-    store.unlink(missing_ok=True)
-
-    def make(program: Any = toy_program, **kwargs: Any) -> OfflineStack:
-        config = {"toy:password": Secret(PASSWORD), **kwargs.pop("config", {})}
-        return OfflineStack(
-            program, project="toy", stack="dev", config=config,
-            state_file=tmp_path / "dev.json", provider_server=provider, quiet=True, **kwargs,
-        )
-
-    return make
 
 
 def writes(store: Path) -> list[list[str]]:

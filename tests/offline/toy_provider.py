@@ -28,6 +28,8 @@ from pulumi.dynamic import (
 )
 
 FIELDS = ("port", "security", "password")
+# The toy stacks' password: every test scans its output and state for it.
+TOY_PASSWORD = "toy-pw-9d2e61a0"
 
 
 def store_path() -> Path:
