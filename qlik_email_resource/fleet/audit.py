@@ -30,7 +30,7 @@ from qlik_email_resource.fleet.tenants import CredentialError, Tenant, TenantsFi
 
 PASS, NOT_APPLICABLE, DISABLED = "pass", "n/a", "disabled"
 # The fields the report shows, by the resource's output names (mapping.flatten).
-FIELDS = (
+SHOWN_OUTPUTS = (
     "server_address", "server_port", "security_type", "email_address", "sender_name",
     "is_valid", "error_code", "auth_failures", "modification_time",
 )
@@ -92,7 +92,7 @@ class AuditRow:
             "url": self.url,
             "status": self.status,
             "configured": self.configured,
-            **{name: self.live.get(name) for name in FIELDS},
+            **{name: self.live.get(name) for name in SHOWN_OUTPUTS},
             "password_exists": self.live.get("password_exists"),
             "service_provider": self.live.get("service_provider"),
             "verify": self.verify,

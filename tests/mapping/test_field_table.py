@@ -272,4 +272,4 @@ def test_fleet_columns_are_outputs() -> None:
     from qlik_email_resource.fleet import audit, program
 
     assert set(program.EXPORTS) <= set(OUTPUTS)
-    assert set(audit.FIELDS) <= set(OUTPUTS)
+    assert set(audit.SHOWN_OUTPUTS) <= set(OUTPUTS)
