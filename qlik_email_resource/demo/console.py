@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from qlik_email_resource.fleet.report import redact
+from qlik_email_resource.redaction import redact
 
 
 class Console:

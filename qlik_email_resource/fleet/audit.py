@@ -25,8 +25,9 @@ from typing import Any, TextIO
 from qlik_email_resource.fleet.hints import in_tenants_file_terms
 from qlik_email_resource.fleet.packs import PolicySetup
 from qlik_email_resource.fleet.program import RESOURCE_NAME, RESOURCE_TYPE
-from qlik_email_resource.fleet.report import redact, write_atomic
+from qlik_email_resource.fleet.report import write_atomic
 from qlik_email_resource.fleet.tenants import CredentialError, Tenant, TenantsFile
+from qlik_email_resource.redaction import redact
 
 PASS, NOT_APPLICABLE, DISABLED = "pass", "n/a", "disabled"
 # The fields the report shows, by the resource's output names (mapping.flatten).

@@ -40,10 +40,10 @@ from qlik_email_resource.fleet.report import (
     FieldChange,
     PolicyFinding,
     TenantResult,
-    redact,
     redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
+from qlik_email_resource.redaction import redact
 
 __all__ = ["AutomationBackend", "BackendError", "cli_available", "result_word", "verification"]
 

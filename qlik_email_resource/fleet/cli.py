@@ -31,7 +31,6 @@ from qlik_email_resource.fleet.report import (
     FAILED,
     Progress,
     TenantResult,
-    redact,
     render_table,
     write_json,
 )
@@ -42,6 +41,7 @@ from qlik_email_resource.fleet.tenants import (
     TenantsFileError,
     load,
 )
+from qlik_email_resource.redaction import redact
 
 EXIT_OK, EXIT_TENANT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_POLICY, EXIT_CHANGES = 5, 7

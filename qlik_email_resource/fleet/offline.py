@@ -33,10 +33,10 @@ from qlik_email_resource.fleet.report import (
     FAILED,
     PolicyFinding,
     TenantResult,
-    redact,
     redact_changes,
 )
 from qlik_email_resource.fleet.tenants import ResolvedTenant, TenantsFile
+from qlik_email_resource.redaction import redact
 
 
 def provider_env(resolved: ResolvedTenant) -> dict[str, str]:

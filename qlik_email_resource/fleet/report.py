@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from qlik_email_resource.redaction import redact
+
 # Results that count as a failure of the tenant (see EXIT_* in cli.py).
 FAILED = "failed"
 BLOCKED = "blocked"  # a mandatory policy stopped the change: nothing was written
@@ -110,17 +112,6 @@ class TenantResult:
             "unexpected_changes": self.unexpected_changes,
             "seconds": round(self.seconds, 3),
         }
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text``; the last line of defence before printing.
-
-    The provider's helper: it also finds a secret that a server echoed escaped
-    (repr, JSON \\u escapes, URL encoding, base64).
-    """
-    from qlik_email_resource.redaction import redact as redact_secrets
-
-    return redact_secrets(text, secrets)
 
 
 def redact_changes(changes: Sequence[FieldChange], secrets: Iterable[str]) -> list[FieldChange]:

@@ -41,10 +41,10 @@ from pulumi.runtime.proto import provider_pb2 as P
 import qlik_email_resource.demo as demo_module
 import qlik_email_resource.resource  # noqa: F401
 from qlik_email_resource.emulator import Emulator
-from qlik_email_resource.fleet.report import redact as fleet_redact
 from qlik_email_resource.offline import OfflineStack, Secret
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer, to_struct
 from qlik_email_resource.offline.provider_driver import ProviderDriver
+from qlik_email_resource.redaction import redact
 from tests.support.echo_tenant import echoed, serve
 from tests.support.provider import clear_text
 
@@ -433,8 +433,8 @@ def test_no_canary_from_an_echoing_tenant() -> None:
                           *failures, server.stderr()]
             finally:
                 server.stop()
-        texts.append(fleet_redact(f"{mode}: {echoed(ECHO_PASSWORD)} {echoed(ECHO_TOKEN)}",
-                                  ECHO_CANARIES))
+        texts.append(redact(f"{mode}: {echoed(ECHO_PASSWORD)} {echoed(ECHO_TOKEN)}",
+                            ECHO_CANARIES))
     # Guard: three real failures, each carrying the server's words, and check refusals.
     assert len([t for t in texts if "Traceback" in t]) == 3
     joined = "\n".join(texts)
