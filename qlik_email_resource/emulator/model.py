@@ -199,7 +199,7 @@ def _check_string(where: str, value: Any) -> str:
     return value
 
 
-def parse_port(where: str, value: Any) -> int:
+def _check_port(where: str, value: Any) -> int:
     """``serverPort`` is a JSON number; the tutorial sends a number, older clients a
     numeric string ([C] the PATCH schema says string), so both are accepted."""
     if isinstance(value, bool):
@@ -261,7 +261,7 @@ def _check_sender_name(where: str, value: Any) -> str:
 
 
 _FIELD_CHECKS = {
-    "serverPort": parse_port,
+    "serverPort": _check_port,
     "securityType": _check_security,
     "serverAddress": _check_server_address,
     "emailAddress": _check_email_address,
