@@ -25,4 +25,10 @@ def __getattr__(name: str) -> Any:
         from qlik_email_resource import resource
 
         return getattr(resource, name)
+    if name == "pulumi_cli":
+        # Its first home, kept for `from qlik_email_resource import pulumi_cli` (docs/cli.md
+        # showed it); the module lives beside its user, the fleet's Automation API backend.
+        from qlik_email_resource.fleet import pulumi_cli
+
+        return pulumi_cli
     raise AttributeError(f"module 'qlik_email_resource' has no attribute {name!r}")
