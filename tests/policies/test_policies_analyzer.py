@@ -428,7 +428,7 @@ def test_stack_rule_reports_the_duplicate_with_its_urn(pack: AnalyzerServer) -> 
     assert [(d.policyName, d.urn, d.enforcementLevel) for d in found] == [
         (ONE, urn("eu-again"), MANDATORY)
     ]
-    assert "'eu-again' fails email-one-config-per-tenant" in found[0].message
+    assert f"'eu-again' fails {ONE}" in found[0].message
     assert "same tenant as 'eu'" in found[0].message and "Fix:" in found[0].message
 
 

@@ -104,8 +104,9 @@ def assert_one(messages: list[str], rule: str, *fragments: str) -> str:
 
 
 def test_policy_names_are_the_published_ones() -> None:
-    """Every other test takes the names from the pack; this one pins them, because
-    users' --policy-pack-config files and CI logs key on them (a rename breaks them)."""
+    """Tests take the names from the pack, except text that mirrors a user's file (a
+    tenants.yaml or --policy-pack-config body); this one pins them, because users'
+    --policy-pack-config files and CI logs key on them (a rename breaks them)."""
     assert rules.POLICY_NAMES == (
         "email-tls-required",
         "email-allowed-ports",
@@ -486,7 +487,7 @@ def test_one_config_per_tenant_same_url_normalised(tutorial: dict[str, Any]) -> 
     assert len(found) == 1
     message, found_urn = found[0]
     assert found_urn == urn("b")
-    assert "'b' fails email-one-config-per-tenant" in message and "same tenant as 'a'" in message
+    assert f"'b' fails {rules.ONE_CONFIG_PER_TENANT}" in message and "same tenant as 'a'" in message
     assert "'https://mytenant.eu.qlikcloud.com'" in message
 
 
