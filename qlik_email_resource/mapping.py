@@ -10,6 +10,8 @@
 * ``diff`` compares old state with new inputs.
 
 Python names (``server_port``) are the resource's; camelCase (``serverPort``) is Qlik's.
+In comments, [I] marks a fact about Qlik's API that Qlik does not document (inferred;
+the code is tolerant there), [C] one it does (confirmed).
 """
 
 from __future__ import annotations
@@ -269,8 +271,7 @@ class Field:
     required: bool = False  # by each of its service providers
     secret: bool = False  # always a Pulumi secret, never shown
     write_only: bool = False  # the API never returns it: it lives only in (secret) state
-    patch_path: str | None = None  # its path in the (deprecated) PATCH; None: PUT only
-    control: bool = False  # steers the provider rather than the tenant's configuration
+    patchable: bool = False  # the (deprecated) PATCH can set it; otherwise PUT only
     strip: bool = False  # leading and trailing blanks dropped
     # Text that ends up in mail headers or SMTP commands, where a CR/LF or NUL would
     # split or cut the line (header injection); tenant_url because urlsplit() silently
@@ -278,6 +279,17 @@ class Field:
     no_control_characters: bool = False
     check: FieldCheck | None = None  # the field's own rule, once its type is right
     default: Any = None  # what an unset value means
+
+    @property
+    def control(self) -> bool:
+        """Whether the input steers the provider rather than the tenant's configuration
+        (it has no Qlik name, so it is never sent)."""
+        return self.qlik is None
+
+    @property
+    def patch_path(self) -> str | None:
+        """Its path in the (deprecated) PATCH, ``/`` and its Qlik name; None: PUT only."""
+        return f"/{self.qlik}" if self.patchable and self.qlik else None
 
 
 _BASIC = (BASIC_AUTH,)
@@ -290,37 +302,40 @@ _M365 = (MICROSOFT_365,)
 #   2. resource.py: the typed attribute in TenantEmailConfigArgs and the output
 #      annotation (written out for IDEs; tests/mapping/test_field_table.py fails until
 #      they match the table);
-#   3. docs/provider.md: a line in the inputs table, for users.
+#   3. docs/provider.md: a line in the inputs table, for users;
+#   4. emulator/model.py: Qlik's name in its BASIC_FIELDS or M365_FIELDS (and in its
+#      PATCH paths and checks if Qlik has them for the field). The emulator keeps
+#      its own list of Qlik's fields on purpose: one derived from this table would
+#      agree with the provider by construction and could catch none of its mistakes.
 # Everything else follows: the name lists below, normalize, expand, flatten, diff,
 # and the fleet's tenants-file keys. The repo program (__main__.py, Pulumi.yaml) and
 # the demo set a field only if they should; the test checks the keys they use.
 FIELDS: tuple[Field, ...] = (
     Field("service_provider", "serviceProvider", check=_check_service_provider,
           default=BASIC_AUTH),
-    Field("server_address", "serverAddress", _BASIC, required=True, patch_path="/serverAddress",
+    Field("server_address", "serverAddress", _BASIC, required=True, patchable=True,
           strip=True, no_control_characters=True, check=_check_host),
-    Field("server_port", "serverPort", _BASIC, int, required=True, patch_path="/serverPort",
+    Field("server_port", "serverPort", _BASIC, int, required=True, patchable=True,
           check=_check_port),
-    Field("security_type", "securityType", _BASIC, required=True, patch_path="/securityType",
+    Field("security_type", "securityType", _BASIC, required=True, patchable=True,
           check=_check_security),
-    Field("username", "username", _BASIC, patch_path="/username", strip=True,
+    Field("username", "username", _BASIC, patchable=True, strip=True,
           no_control_characters=True),
-    Field("email_address", "emailAddress", _BOTH, required=True, patch_path="/emailAddress",
+    Field("email_address", "emailAddress", _BOTH, required=True, patchable=True,
           strip=True, no_control_characters=True, check=_check_email),
     Field("email_password", "emailPassword", _BASIC, secret=True, write_only=True,
-          patch_path="/emailPassword", check=_check_password),
+          patchable=True, check=_check_password),
     Field("sender_name", "senderName", _BASIC, no_control_characters=True),
     Field("client_id", "clientId", _M365, required=True, strip=True,
           no_control_characters=True),
     Field("client_secret", "clientSecret", _M365, required=True, secret=True, write_only=True),
     Field("provider_tenant_id", "providerTenantId", _M365, required=True, strip=True,
           no_control_characters=True),
-    Field("tenant_url", control=True, strip=True, no_control_characters=True,
-          check=_check_tenant_url),
-    Field("api_key", control=True, secret=True),
-    Field("verify_connection", kind=bool, control=True, check=_check_bool),
-    Field("test_email_recipient", control=True, strip=True, no_control_characters=True,
-          check=_check_email),
+    # Control inputs: no Qlik name, so they steer the provider and are never sent.
+    Field("tenant_url", strip=True, no_control_characters=True, check=_check_tenant_url),
+    Field("api_key", secret=True),
+    Field("verify_connection", kind=bool, check=_check_bool),
+    Field("test_email_recipient", strip=True, no_control_characters=True, check=_check_email),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -349,8 +364,6 @@ OUTPUTS = (*INPUTS, *STATUS_OUTPUTS)
 # The six paths the (deprecated) PATCH accepts; nothing else can be patched.
 PATCH_PATHS = {f.name: f.patch_path for f in FIELDS if f.patch_path}
 NO_CONTROL_CHARACTERS = tuple(f.name for f in FIELDS if f.no_control_characters)
-STRIPPED_INPUTS = tuple(f.name for f in FIELDS if f.strip)
-STRING_INPUTS = tuple(f.name for f in FIELDS if f.kind is str)
 
 
 # --- normalize ---------------------------------------------------------------------------------

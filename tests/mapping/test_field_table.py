@@ -1,7 +1,8 @@
 """The field table (mapping.FIELDS) and every list that follows from it or must agree with it.
 
-The lists derived from the table are compared with the literals they replaced, so that
-a change to the table that moves one of them fails here. The typed resource
+Only the lists that are facts of their own are pinned to literals (secrets, write-only
+fields, Qlik's PATCH paths, control inputs); the rest is checked by the table's
+invariants, so adding a field edits no test here. The typed resource
 (TenantEmailConfigArgs, the output annotations), the repo program (__main__.py,
 Pulumi.yaml), the demo's keys and the fleet's tenants-file keys are written out for
 their readers; they are checked against the table.
@@ -22,49 +23,21 @@ from qlik_email_resource.mapping import FIELDS, INPUTS, OUTPUTS
 from qlik_email_resource.resource import TenantEmailConfig, TenantEmailConfigArgs
 
 REPO = Path(__file__).resolve().parents[2]
-API_INPUTS = tuple(f.name for f in FIELDS if not f.control)
 
 
-# --- the derived lists equal the literals they replaced ------------------------------------
+# --- the lists that are facts of their own ------------------------------------------------
+# Only these are pinned: each states something that must not drift with the table
+# (what is secret, what Qlik never returns, Qlik's six PATCH paths, what is never sent).
+# The other lists (INPUTS, API_FIELDS, BASIC_FIELDS, OUTPUTS...) are the table read in
+# its order, checked by the invariants below.
 
 
-def test_provider_field_maps_are_the_old_ones() -> None:
-    assert mapping.BASIC_FIELDS == {
-        "server_address": "serverAddress",
-        "server_port": "serverPort",
-        "security_type": "securityType",
-        "username": "username",
-        "email_address": "emailAddress",
-        "email_password": "emailPassword",
-        "sender_name": "senderName",
-    }
-    assert list(mapping.BASIC_FIELDS) == [
-        "server_address", "server_port", "security_type", "username", "email_address",
-        "email_password", "sender_name",
-    ]
-    # As a dict the same; the table's order puts email_address first here (it was third):
-    # only the order of keys in a Microsoft365 PUT body follows from that.
-    assert mapping.M365_FIELDS == {
-        "client_id": "clientId",
-        "client_secret": "clientSecret",
-        "email_address": "emailAddress",
-        "provider_tenant_id": "providerTenantId",
-    }
-
-
-def test_name_tuples_are_the_old_ones() -> None:
-    assert mapping.API_FIELDS == (
-        "service_provider", "server_address", "server_port", "security_type", "username",
-        "email_address", "email_password", "sender_name", "client_id", "client_secret",
-        "provider_tenant_id",
-    )
-    assert mapping.WRITE_ONLY == ("email_password", "client_secret")
+def test_secret_and_write_only_inputs() -> None:
     assert mapping.SECRET_INPUTS == ("email_password", "client_secret", "api_key")
-    assert mapping.CONTROL_INPUTS == (
-        "tenant_url", "api_key", "verify_connection", "test_email_recipient",
-    )
-    assert (*mapping.API_FIELDS, *mapping.CONTROL_INPUTS) == mapping.INPUTS
-    assert (*mapping.INPUTS, *mapping.STATUS_OUTPUTS) == mapping.OUTPUTS
+    assert mapping.WRITE_ONLY == ("email_password", "client_secret")
+
+
+def test_patch_paths_are_qliks_six() -> None:
     assert mapping.PATCH_PATHS == {
         "username": "/username",
         "server_address": "/serverAddress",
@@ -75,20 +48,18 @@ def test_name_tuples_are_the_old_ones() -> None:
     }
 
 
-def test_normalize_lists_are_the_old_ones() -> None:
-    assert mapping.NO_CONTROL_CHARACTERS == (
-        "server_address", "username", "email_address", "sender_name", "client_id",
-        "provider_tenant_id", "tenant_url", "test_email_recipient",
+def test_control_inputs() -> None:
+    assert mapping.CONTROL_INPUTS == (
+        "tenant_url", "api_key", "verify_connection", "test_email_recipient",
     )
-    # sender_name keeps its blanks: a display name may be meant to have them.
-    assert mapping.STRIPPED_INPUTS == (
-        "server_address", "username", "email_address", "client_id", "provider_tenant_id",
-        "tenant_url", "test_email_recipient",
-    )
-    assert tuple(
-        k for k in (*mapping.API_FIELDS, "tenant_url", "api_key", "test_email_recipient")
-        if k != "server_port"
-    ) == mapping.STRING_INPUTS
+
+
+def test_lists_are_the_table_in_its_order() -> None:
+    assert (*mapping.API_FIELDS, *mapping.CONTROL_INPUTS) == mapping.INPUTS
+    assert (*mapping.INPUTS, *mapping.STATUS_OUTPUTS) == mapping.OUTPUTS
+    for provider, fields in ((mapping.BASIC_AUTH, mapping.BASIC_FIELDS),
+                             (mapping.MICROSOFT_365, mapping.M365_FIELDS)):
+        assert fields == {f.name: f.qlik for f in FIELDS if provider in f.providers}
 
 
 # --- invariants of the table ------------------------------------------------------------------
@@ -99,11 +70,10 @@ def test_each_input_is_one_record() -> None:
     assert {f.name: f for f in FIELDS} == mapping.FIELD_BY_NAME
 
 
-def test_api_fields_have_a_qlik_name_and_control_inputs_none() -> None:
+def test_control_inputs_belong_to_no_provider() -> None:
     for field in FIELDS:
-        assert (field.qlik is None) == field.control, field.name
         if field.control:
-            assert not field.providers and not field.required and field.patch_path is None
+            assert not field.providers and not field.required and not field.patchable
 
 
 def test_fields_of_a_provider_are_api_fields() -> None:
@@ -116,9 +86,11 @@ def test_fields_of_a_provider_are_api_fields() -> None:
 def test_patch_paths_are_basic_auth_qlik_names() -> None:
     # PATCH knows BasicAuth's paths only, each the Qlik name of its field.
     for field in FIELDS:
-        if field.patch_path is not None:
+        if field.patchable:
             assert mapping.BASIC_AUTH in field.providers, field.name
             assert field.patch_path == f"/{field.qlik}", field.name
+        else:
+            assert field.patch_path is None, field.name
 
 
 def test_write_only_fields_are_secret() -> None:
@@ -176,17 +148,13 @@ def test_output_annotations_are_the_table_outputs() -> None:
 
 
 def test_tenants_file_email_keys_are_the_table_inputs() -> None:
-    assert frozenset({
-        "server_address", "security_type", "username", "email_address", "sender_name",
-        "service_provider", "client_id", "provider_tenant_id", "test_email_recipient",
-        "server_port", "verify_connection",
-    }) == tenants.EMAIL_KEYS
-    assert tenants.EMAIL_SECRETS == ("email_password", "client_secret")
+    # Every input is a setting of the file, but the tenant's own URL and key; a secret
+    # one only as the name of an environment variable.
+    settings = [name for name in INPUTS if name not in ("tenant_url", "api_key")]
+    secrets = tuple(name for name in settings if mapping.FIELD_BY_NAME[name].secret)
+    assert tenants.EMAIL_SECRETS == secrets == ("email_password", "client_secret")
+    assert frozenset(settings) - set(secrets) == tenants.EMAIL_KEYS
     assert frozenset({"email_password_env", "client_secret_env"}) == tenants.EMAIL_ENV_KEYS
-    # Every input is a setting of the file, but the tenant's own URL and key.
-    assert set(tenants.EMAIL_KEYS) | set(tenants.EMAIL_SECRETS) == set(INPUTS) - {
-        "tenant_url", "api_key",
-    }
 
 
 # --- the repo program, its Pulumi.yaml, and the demo ------------------------------------------
