@@ -167,7 +167,7 @@ class OfflineBackend:
             self._run(resolved, stack, operation, options, outcome)
         except PolicyViolationError as exc:
             if exc.result is not None:
-                self._told(exc.result)
+                self._told(resolved, exc.result)
                 self._planned(exc.result, outcome.prior, operation, outcome)
             outcome.result = BLOCKED
             outcome.violations = _findings(exc.result.violations if exc.result else exc.violations)
@@ -187,7 +187,7 @@ class OfflineBackend:
     ) -> None:
         before = _resource(stack.state())
         if operation == "destroy":
-            result = self._told(stack.destroy())
+            result = self._told(resolved, stack.destroy())
             deleted = any(s.op == "delete" and s.type == RESOURCE_TYPE for s in result.steps)
             outcome.result = "deleted" if deleted else "not deployed"
             outcome.changes = changes_from("delete", before, {}) if deleted else []
@@ -208,7 +208,7 @@ class OfflineBackend:
             self._preview_refreshed(resolved, stack, outcome)
             return
         if refresh:
-            self._told(stack.refresh())
+            self._told(resolved, stack.refresh())
             refreshed = _resource(stack.state())
             outcome.drift = drift_from(before, refreshed)
             outcome.refreshed = True
@@ -217,7 +217,7 @@ class OfflineBackend:
             outcome.result = "drifted" if outcome.drift else "unchanged"
             return
         outcome.prior = refreshed if refreshed is not None else before
-        result = self._told(stack.preview() if operation == "preview" else stack.up())
+        result = self._told(resolved, stack.preview() if operation == "preview" else stack.up())
         self._planned(result, outcome.prior, operation, outcome)
 
     def _preview_refreshed(self, resolved: ResolvedTenant, stack: Any, outcome: _Outcome) -> None:
@@ -234,16 +234,18 @@ class OfflineBackend:
             scratch_file = Path(scratch_dir) / f"{resolved.tenant.name}.json"
             StateFile(scratch_file).save(state, tool=HEADER)
             scratch = self._stack(resolved, scratch_file)
-            self._told(scratch.refresh())
+            self._told(resolved, scratch.refresh())
             refreshed = _resource(scratch.state())
             outcome.drift = drift_from(_resource(state), refreshed)
             outcome.refreshed = True
             outcome.live = refreshed
-            self._planned(self._told(scratch.preview()), refreshed, "preview", outcome)
+            self._planned(self._told(resolved, scratch.preview()), refreshed, "preview", outcome)
 
-    def _told(self, result: Any) -> Any:
+    def _told(self, resolved: ResolvedTenant, result: Any) -> Any:
+        # The runner's report masks secrets; a value it cannot know is one (a password
+        # pasted into another setting) is scrubbed here, as the fleet's own table does.
         if self.on_output is not None:
-            self.on_output(result.report())
+            self.on_output(redact(result.report(), resolved.secret_values()))
         return result
 
     def _planned(self, result: Any, prior: Any, operation: str, outcome: _Outcome) -> None:
