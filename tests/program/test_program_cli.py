@@ -21,20 +21,27 @@ import requests
 from pulumi import automation as auto
 
 from qlik_email_resource.emulator import Emulator
+from qlik_email_resource.policy_pack.rules import (
+    ALLOWED_PORTS,
+    ALLOWED_SMTP_HOSTS,
+    RESOURCE_TYPE,
+    SENDER_DOMAINS,
+    TENANT_URL,
+    TLS_REQUIRED,
+)
 from tests.cli.clienv import REPO, CliEnv, CliProject, needs_cli
 
 pytestmark = needs_cli
 
 CONFIG_PATH = "/api/v1/transports/email-config"
-RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 STRICT = json.loads((REPO / "policies" / "examples" / "strict.json").read_text())
 
 
 def for_emulator(config: dict[str, Any]) -> dict[str, Any]:
     """strict.json as a team would adapt it to the emulator: local tenants, example.com."""
     adapted = copy.deepcopy(config)
-    adapted["email-tenant-url"]["allowLocalhost"] = True
-    adapted["email-sender-domains"]["allowedDomains"] = ["*.example.com"]
+    adapted[TENANT_URL]["allowLocalhost"] = True
+    adapted[SENDER_DOMAINS]["allowedDomains"] = ["*.example.com"]
     return adapted
 
 
@@ -138,10 +145,9 @@ def test_cli_tenant_a_lifecycle_with_the_policy_pack(cli: CliEnv, emu: Emulator)
     # strict.json as shipped: a local tenant URL and example.com senders are mandatory
     # violations; preview and up both stop before the tenant hears of anything.
     run("preview", ok=False, **strict)
-    assert run.violations() == {"email-tenant-url": "mandatory",
-                                "email-sender-domains": "mandatory"}
+    assert run.violations() == {TENANT_URL: "mandatory", SENDER_DOMAINS: "mandatory"}
     run("up", ok=False, **strict)
-    assert set(run.violations()) == {"email-tenant-url", "email-sender-domains"}
+    assert set(run.violations()) == {TENANT_URL, SENDER_DOMAINS}
     assert emu.requests() == [] and held(emu, "tenant-a") is None
 
     run("preview", **adapted)
@@ -235,7 +241,7 @@ def test_cli_tenant_b_oauth_starttls_advisory_and_patch_removed(
     # host rules. Mandatory blocks; the same rules as advisory let it through, warned.
     run("preview", ok=False, **run.policy(adapted, "adapted"))
     # (587 is a StartTLS port, so email-port-matches-security is satisfied.)
-    blocked = {"email-tls-required", "email-allowed-ports", "email-allowed-smtp-hosts"}
+    blocked = {TLS_REQUIRED, ALLOWED_PORTS, ALLOWED_SMTP_HOSTS}
     assert run.violations() == dict.fromkeys(blocked, "mandatory")
     assert emu.requests() == []
 

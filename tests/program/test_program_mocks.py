@@ -18,8 +18,9 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
+from qlik_email_resource.policy_pack.rules import RESOURCE_TYPE as TYPE
+
 ROOT = Path(__file__).resolve().parents[2]
-TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 PASSWORD = "smtp-pw-9d1e33aa"
 CONFIG = {
     "qlik:tenantUrl": "https://tenant-a.eu.qlikcloud.com",
