@@ -44,6 +44,7 @@ from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline import OfflineStack, Secret
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer, to_struct
 from qlik_email_resource.offline.provider_driver import ProviderDriver
+from qlik_email_resource.policy_pack.rules import TENANT_URL
 from qlik_email_resource.redaction import redact
 from tests.support.echo_tenant import echoed, serve
 from tests.support.provider import clear_text
@@ -172,7 +173,7 @@ def channels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Channels]:
         provider = ProviderServer(env=env)
         analyzer = AnalyzerServer(POLICIES, env=env)
         servers += [provider, analyzer]
-        analyzer.configure({"email-tenant-url": {"allowLocalhost": True}})
+        analyzer.configure({TENANT_URL: {"allowLocalhost": True}})
         state_file = tmp / "canary.json"
 
         def snapshot() -> None:
@@ -294,7 +295,7 @@ def run_fleet(emu: Emulator, tmp: Path) -> list[str]:
             "fleet2": {"url": emu.tenant("fleet2").url, "api_key_env": "CANARY_WRONG_KEY",
                        "ca_bundle": emu.ca_file},
         },
-        "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+        "policy_config": {TENANT_URL: {"allowLocalhost": True}},
     }))
     env = {**os.environ, "CANARY_SMTP_PASSWORD": SMTP_ROTATED, "CANARY_FLEET_KEY": FLEET_KEY,
            "CANARY_WRONG_KEY": WRONG_KEY, "QLIK_LOG_LEVEL": "DEBUG",

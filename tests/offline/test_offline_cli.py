@@ -10,6 +10,7 @@ from pathlib import Path
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline import HEADER
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 def test_cli_up_then_policy_blocked_preview(qlik_emulator: Emulator, tmp_path: Path) -> None:
     tenant, smtp = qlik_emulator.tenant("demo"), qlik_emulator.info["smtp"]
     policy_config = tmp_path / "policy.json"
-    policy_config.write_text(json.dumps({"email-tenant-url": {"allowLocalhost": True}}))
+    policy_config.write_text(json.dumps({TENANT_URL: {"allowLocalhost": True}}))
     env = {"QLIK_TEST_API_KEY": tenant.api_key, "QLIK_TEST_SMTP_PW": smtp["password"]}
     common = [
         "--program", str(ROOT), "--stack", "tenant-a", "--state", str(tmp_path / "s.json"),
@@ -47,17 +48,17 @@ def test_cli_up_then_policy_blocked_preview(qlik_emulator: Emulator, tmp_path: P
     blocked = run(["preview", *common, "--config", "email:securityType=none",
                    "--config", "email:serverPort=25"], env)
     assert blocked.returncode == 2, blocked.stdout + blocked.stderr
-    assert HEADER in blocked.stdout and "email-tls-required" in blocked.stdout
+    assert HEADER in blocked.stdout and TLS_REQUIRED in blocked.stdout
 
     # The file is read as `--policy-pack-config` is (analyzer/config.go,
     # parsePolicyPackConfig): a level alone is shorthand, `all` sets every level.
     policy_config.write_text(json.dumps(
-        {"all": "advisory", "email-tenant-url": {"allowLocalhost": True}}
+        {"all": "advisory", TENANT_URL: {"allowLocalhost": True}}
     ))
     advised = run(["preview", *common, "--config", "email:securityType=none",
                    "--config", "email:serverPort=25"], env)
     assert advised.returncode == 0, advised.stdout + advised.stderr
-    assert "policy advisory email-tls-required" in advised.stdout
+    assert f"policy advisory {TLS_REQUIRED}" in advised.stdout
 
 
 def test_cli_names_a_missing_secret_env(tmp_path: Path) -> None:

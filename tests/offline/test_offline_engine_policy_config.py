@@ -18,6 +18,7 @@ import pytest
 
 from qlik_email_resource.offline import OfflineRunError, OfflineStack, Secret
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS, TENANT_URL
 from tests.offline.toy_provider import toy_program
 
 HERE = Path(__file__).resolve().parent
@@ -116,11 +117,11 @@ def test_settings_are_validated_against_the_policy_schema(provider: ProviderServ
     against its schema and fails the run, naming pack, policy and problem."""
     with AnalyzerServer(ROOT / "policies") as pack:
         with pytest.raises(OfflineRunError) as info:
-            preview(provider, pack, {"email-allowed-ports": {"allowedPorts": [587, "smtp"]}},
+            preview(provider, pack, {ALLOWED_PORTS: {"allowedPorts": [587, "smtp"]}},
                     program=lambda: None)
         message = str(info.value)
-        assert "email-allowed-ports" in message and "'smtp'" in message
+        assert ALLOWED_PORTS in message and "'smtp'" in message
         assert "qlik-email" in message
-        ok = preview(provider, pack, {"email-allowed-ports": {"allowedPorts": [587]},
-                                      "email-tenant-url": "disabled"}, program=lambda: None)
+        ok = preview(provider, pack, {ALLOWED_PORTS: {"allowedPorts": [587]},
+                                      TENANT_URL: "disabled"}, program=lambda: None)
         assert ok.ok
