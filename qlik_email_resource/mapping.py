@@ -95,6 +95,13 @@ def whole_number(value: Any) -> int | None:
     return None
 
 
+def struct_number(value: Any) -> Any:
+    """A number as protobuf's Struct carried it (465.0) back as the int it was (465);
+    anything else unchanged. Unlike ``_integral``, a string of digits stays a string,
+    for callers that do not know which field a value belongs to."""
+    return _integral(value) if isinstance(value, float) else value
+
+
 def _integral(value: Any) -> Any:
     # State holds a port as protobuf's 465.0: compare and send it as 465. What is not a
     # whole number stays as it is, so that it still differs from every port.
@@ -638,8 +645,24 @@ def _comparable(key: str, value: Any) -> Any:
 
 def _same(key: str, old: Any, new: Any) -> bool:
     """Whether ``old`` and ``new`` are one value of input ``key``: the one comparison
-    of ``changed_fields``, ``diff`` and ``not_written_by``."""
+    of ``changed_fields``, ``diff`` and, through ``same_value``, ``not_written_by``."""
     return _comparable(key, old) == _comparable(key, new)
+
+
+def _blank_as_unset(value: Any) -> Any:
+    # [I] A field the tenant holds empty may read back as "" or not at all: either way
+    # it is one that nobody set.
+    return None if value == "" else value
+
+
+def same_value(key: str, old: Any, new: Any) -> bool:
+    """Whether ``old`` and ``new`` are one setting of output ``key`` as a tenant reports
+    it, where a blank field and an unset one are the same (``not_written_by`` and the
+    fleet's drift). An output that is not an input is compared as it is."""
+    old, new = _blank_as_unset(old), _blank_as_unset(new)
+    if key in FIELD_BY_NAME:
+        return _same(key, old, new)
+    return struct_number(old) == struct_number(new)
 
 
 @dataclass(frozen=True)
@@ -707,16 +730,9 @@ def not_written_by(state: Mapping[str, Any], answer: Mapping[str, Any]) -> str |
     now = flatten(answer)
     differing = [
         key for key in API_FIELDS
-        if key not in WRITE_ONLY and not _same(key, _blank_as_unset(state.get(key)),
-                                               _blank_as_unset(now[key]))
+        if key not in WRITE_ONLY and not same_value(key, state.get(key), now[key])
     ]
     if differing:
         return (f"its {', '.join(differing)} differ from what this resource wrote: another "
                 "resource or someone in the console wrote it since")
     return None
-
-
-def _blank_as_unset(value: Any) -> Any:
-    # [I] A field the tenant holds empty may read back as "" or not at all: either way
-    # it is one that this resource did not write.
-    return None if value == "" else value

@@ -15,7 +15,13 @@ from typing import Any
 from qlik_email_resource import secret_wire
 from qlik_email_resource.fleet.report import NEW, FieldChange, PolicyFinding
 from qlik_email_resource.fleet.tenants import Tenant
-from qlik_email_resource.mapping import API_FIELDS, SECRET_INPUTS, WRITE_ONLY
+from qlik_email_resource.mapping import (
+    API_FIELDS,
+    SECRET_INPUTS,
+    WRITE_ONLY,
+    same_value,
+    struct_number,
+)
 
 # What the engine's JSON events show in place of a secret (show_secrets=False).
 MASKED = "[secret]"
@@ -111,7 +117,7 @@ def drift_from(before: Any, after: Any) -> list[FieldChange]:
     for name in DRIFT_FIELDS:
         old_value, old_secret = _plain(old.get(name))
         new_value, new_secret = _plain(new.get(name))
-        if _same(old_value, new_value):
+        if same_value(name, old_value, new_value):
             continue
         secret = name in SECRET_INPUTS or old_secret or new_secret
         drift.append(
@@ -123,7 +129,9 @@ def drift_from(before: Any, after: Any) -> list[FieldChange]:
 def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Settings whose new input differs from the old state (secrets cannot be compared)."""
     names = [n for n in (*API_FIELDS, "tenant_url") if n not in WRITE_ONLY]
-    return sorted(n for n in names if not _same(_plain(old.get(n))[0], _plain(new.get(n))[0]))
+    return sorted(
+        n for n in names if not same_value(n, _plain(old.get(n))[0], _plain(new.get(n))[0])
+    )
 
 
 def blocked_message(findings: Sequence[PolicyFinding]) -> str:
@@ -151,11 +159,4 @@ def _plain(value: Any) -> tuple[Any, bool]:
         return None, True
     if value == MASKED:
         return None, True
-    if isinstance(value, float) and value.is_integer():
-        return int(value), False
-    return value, False
-
-
-def _same(a: Any, b: Any) -> bool:
-    # An unset field reads back as None or "" depending on the API version [I].
-    return (a in (None, "") and b in (None, "")) or a == b
+    return struct_number(value), False

@@ -53,12 +53,8 @@ def refresh_would_change(state_outputs: Mapping[str, Any], answer: Mapping[str, 
     if not mapping.is_configured(answer):
         return True  # deleted outside the stack: the refresh drops it from state
     refreshed = mapping.outputs(state_outputs, answer)
-    return any(_differs(state_outputs.get(k), refreshed.get(k)) for k in REFRESHED)
-
-
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and a.is_integer():
-        a = int(a)
-    if isinstance(b, float) and b.is_integer():
-        b = int(b)
-    return a != b
+    # Exact, but for protobuf's floats: a blank that becomes unset is a change of state.
+    return any(
+        mapping.struct_number(state_outputs.get(k)) != mapping.struct_number(refreshed.get(k))
+        for k in REFRESHED
+    )

@@ -388,3 +388,20 @@ def test_not_written_by_without_timestamps_compares_the_written_fields() -> None
     assert mapping.not_written_by(state, answer) is None
     moved = {**answer, "serverAddress": "elsewhere.example.com"}
     assert "server_address" in (mapping.not_written_by(state, moved) or "")
+
+
+def test_same_value_reads_blank_as_unset_and_struct_floats_as_ints() -> None:
+    # The comparison of not_written_by and the fleet's drift.
+    assert mapping.same_value("sender_name", "", None)
+    assert mapping.same_value("server_port", 587.0, 587)
+    assert not mapping.same_value("server_port", 587, 465)
+    assert mapping.same_value("password_exists", True, True)  # an output, not an input
+    assert not mapping.same_value("password_exists", True, False)
+    assert mapping.same_value("auth_failures", 2.0, 2)
+
+
+def test_struct_number_converts_floats_only() -> None:
+    assert mapping.struct_number(465.0) == 465 and isinstance(mapping.struct_number(465.0), int)
+    assert mapping.struct_number(465.5) == 465.5
+    assert mapping.struct_number("0465") == "0465"
+    assert mapping.struct_number(True) is True
