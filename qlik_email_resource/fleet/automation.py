@@ -33,7 +33,7 @@ from qlik_email_resource.fleet.changes import (
 )
 from qlik_email_resource.fleet.hints import in_tenants_file_terms
 from qlik_email_resource.fleet.program import RESOURCE_TYPE, stack_config, tenant_program
-from qlik_email_resource.fleet.pulumi_cli import set_stack_config
+from qlik_email_resource.fleet.pulumi_cli import plugin_environ, set_stack_config
 from qlik_email_resource.fleet.report import (
     BLOCKED,
     FAILED,
@@ -129,7 +129,7 @@ class AutomationBackend:
                 # The engine starts the dynamic provider through a shell shim that
                 # runs the virtualenv's python (PULUMI_RUNTIME_VIRTUALENV) or python3
                 # from PATH; it must be this one, where qlik_email_resource lives.
-                env_vars={**self.cli_env, **_provider_python_env()},
+                env_vars={**self.cli_env, **plugin_environ()},
             ),
         )
         set_stack_config(stack, stack_config(resolved))
@@ -238,13 +238,6 @@ def _in_virtualenv() -> bool:
 
 def _runtime_options() -> dict[str, str]:
     return {"virtualenv": sys.prefix} if _in_virtualenv() else {}
-
-
-def _provider_python_env() -> dict[str, str]:
-    env = {"PULUMI_PYTHON_CMD": sys.executable}
-    if _in_virtualenv():
-        env["PULUMI_RUNTIME_VIRTUALENV"] = sys.prefix
-    return env
 
 
 def _command_error(exc: Exception) -> str:

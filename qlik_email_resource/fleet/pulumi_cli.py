@@ -55,9 +55,13 @@ def plugin_environ() -> dict[str, str]:
 
     The dynamic provider plugin (`pulumi-resource-pulumi-python`, Pulumi's shell
     script) runs `$PULUMI_PYTHON_CMD -m pulumi.dynamic`, or `python3` from PATH:
-    it must be the interpreter that has qlik_email_resource installed.
+    it must be the interpreter that has qlik_email_resource installed. In a virtualenv
+    the script runs that virtualenv's python (PULUMI_RUNTIME_VIRTUALENV), the same one.
     """
-    return {"PULUMI_PYTHON_CMD": sys.executable}
+    env = {"PULUMI_PYTHON_CMD": sys.executable}
+    if sys.prefix != sys.base_prefix:
+        env["PULUMI_RUNTIME_VIRTUALENV"] = sys.prefix
+    return env
 
 
 def program_from_file(main_py: Path) -> Callable[[], None]:
