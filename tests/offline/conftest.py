@@ -1,4 +1,4 @@
-"""Shared fixtures for the program and offline-runner tests."""
+"""Shared fixtures for the offline-runner tests: the toy provider, its store and pack."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ from tests.support.provider import basic_props, calls, plain
 GET, PUT, DELETE = "GET", "PUT", "DELETE"
 
 
-def stored(emu: Emulator, tenant: str = "demo") -> dict[str, Any] | None:
-    """The tenant's configuration as the emulator holds it (None: no configuration)."""
+def snapshot(emu: Emulator, tenant: str = "demo") -> dict[str, Any] | None:
+    """The tenant's configuration as the emulator holds it, its modification time included,
+    to see that nothing rewrote it (None: no configuration)."""
     obj = emu.backend.tenant(tenant)
     assert obj is not None
     with obj.lock:
@@ -100,16 +101,16 @@ def test_create_before_replace_on_the_same_tenant_keeps_the_new_config(
     diff = driver.diff(old_id, old_outs, news)
     assert list(diff.replaces) == ["tenant_url"]
     created = driver.create(news)
-    written = stored(qlik_emulator)
+    written = snapshot(qlik_emulator)
     assert written is not None and written["senderName"] == "Moved"
     qlik_emulator.clear_requests()
     driver.delete(old_id, old_outs)  # the engine deletes the replaced resource last
-    assert stored(qlik_emulator) == written, "the old resource's delete wiped the new config"
+    assert snapshot(qlik_emulator) == written, "the old resource's delete wiped the new config"
     assert DELETE not in [method for method, _, _ in calls(qlik_emulator)]
     assert "was left in place" in driver.server.stderr()
     # the new resource still owns it and can delete it
     driver.delete(created.id, created.properties)
-    assert stored(qlik_emulator) is None
+    assert snapshot(qlik_emulator) is None
 
 
 def test_delete_before_replace_on_the_same_tenant_ends_with_the_new_config(
@@ -125,7 +126,7 @@ def test_delete_before_replace_on_the_same_tenant_ends_with_the_new_config(
     assert calls(qlik_emulator) == [(GET, "/", 200), (DELETE, "/", 204)]
     created = driver.create(news)
     assert created.id == qlik_emulator.tenant("demo").tenant_id
-    written = stored(qlik_emulator)
+    written = snapshot(qlik_emulator)
     assert written is not None and written["senderName"] == "Moved"
 
 
@@ -139,14 +140,14 @@ def test_delete_leaves_a_config_changed_since_the_last_write(
     qlik_emulator.clear_requests()
     driver.delete(id_, outs)
     assert calls(qlik_emulator) == [(GET, "/", 200)]
-    kept = stored(qlik_emulator)
+    kept = snapshot(qlik_emulator)
     assert kept is not None and kept["serverAddress"] == "console.example.com"
     stderr = driver.server.stderr()
     assert "was left in place" in stderr and "changed at" in stderr
     # after a refresh the state knows that configuration: destroy deletes it
     read = driver.read(id_, outs, inputs)
     driver.delete(read.id, read.properties)
-    assert stored(qlik_emulator) is None
+    assert snapshot(qlik_emulator) is None
 
 
 def test_delete_leaves_the_config_of_another_tenant(
@@ -156,5 +157,5 @@ def test_delete_leaves_the_config_of_another_tenant(
     elsewhere = to_struct({**plain(outs), "__provider": driver.provider,
                            "tenant_id": "another-tenant-id"})
     driver.delete("another-tenant-id", elsewhere)
-    assert stored(qlik_emulator) is not None
+    assert snapshot(qlik_emulator) is not None
     assert "another-tenant-id" in driver.server.stderr()
