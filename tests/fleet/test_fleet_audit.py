@@ -15,6 +15,7 @@ import yaml
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.cli import main
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED, VERIFY_ON_APPLY
 from tests.fleet.browser import dump_dom, needs_chromium
 
 GOOD = ["good-1", "good-2", "good-3"]
@@ -70,7 +71,7 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
         document = {
             "defaults": {"email_password_env": "AUDIT_SMTP_PASSWORD"},
             "tenants": tenants,
-            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+            "policy_config": {TENANT_URL: {"allowLocalhost": True}},
         }
         path = work / "tenants.yaml"
         path.write_text(yaml.safe_dump(document))
@@ -108,13 +109,13 @@ def test_fleet_audit_reports_what_each_tenant_holds(
                                                             "Reports good-1")
     assert good["is_valid"] is not None and good["modification_time"]
     assert good["auth_failures"] == 0 and "error_code" in good
-    assert good["rules"]["email-tls-required"] == {"verdict": "pass", "message": None}
+    assert good["rules"][TLS_REQUIRED] == {"verdict": "pass", "message": None}
     # the pack's own rule function judged the plain-SMTP tenant, in its own words
     plain = tenants[PLAIN]
     assert plain["status"] == "non-compliant"
-    assert plain["rules"]["email-tls-required"]["verdict"] == "mandatory"
-    assert "fails email-tls-required: security_type is 'none'" in \
-        plain["rules"]["email-tls-required"]["message"]
+    assert plain["rules"][TLS_REQUIRED]["verdict"] == "mandatory"
+    assert f"fails {TLS_REQUIRED}: security_type is 'none'" in \
+        plain["rules"][TLS_REQUIRED]["message"]
     assert tenants[EMPTY]["status"] == "not configured"
     assert set(v["verdict"] for v in tenants[EMPTY]["rules"].values()) == {"n/a"}
     wrong = tenants[WRONG_KEY]
@@ -124,7 +125,7 @@ def test_fleet_audit_reports_what_each_tenant_holds(
     # the terminal table: failing tenants first, a summary by rule
     lines = out.splitlines()
     assert lines[2].startswith(WRONG_KEY) and lines[3].startswith(PLAIN), out
-    assert "email-tls-required (mandatory): 4/5" in out
+    assert f"{TLS_REQUIRED} (mandatory): 4/5" in out
     assert audit.leaks(out, err, report.read_text()) == []
 
 
@@ -152,8 +153,8 @@ def test_fleet_audit_verify_asks_each_tenant_once(audit: Audit, tmp_path: Path) 
     bad = tenants[BAD_PASSWORD]
     assert bad["verify"]["success"] is False
     # the tenant's own proof feeds the pack's verification rule (advisory)
-    assert bad["rules"]["email-verify-on-apply"]["verdict"] == "advisory"
-    assert tenants["good-2"]["rules"]["email-verify-on-apply"]["verdict"] == "pass"
+    assert bad["rules"][VERIFY_ON_APPLY]["verdict"] == "advisory"
+    assert tenants["good-2"]["rules"][VERIFY_ON_APPLY]["verdict"] == "pass"
     assert audit.leaks(out, err, report.read_text()) == []
 
 
@@ -182,7 +183,7 @@ def test_fleet_audit_html_in_a_real_headless_browser(audit: Audit, tmp_path: Pat
     # the summary, as a reader sees it
     assert "Email configuration audit" in dom
     assert '<div class="card" data-card="compliant"><b>4</b>compliant</div>' in dom
-    assert "email-tls-required" in dom and "4 of 5" in dom
+    assert TLS_REQUIRED in dom and "4 of 5" in dom
     # the page's script ran: sorted by tenant name, as #sort=tenant asked
     assert 'data-sorted-by="tenant"' in dom
     order = [chunk.split('"')[0] for chunk in dom.split('data-tenant="')[1:]]

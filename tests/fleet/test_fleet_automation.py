@@ -16,6 +16,7 @@ from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.automation import _Events, result_word, verification
 from qlik_email_resource.fleet.cli import main
 from qlik_email_resource.fleet.program import RESOURCE_TYPE
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS, TENANT_URL
 from tests.cli.clienv import CliEnv, needs_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def test_fleet_automation_events_give_op_fields_policies_and_error() -> None:
     events.handle(_pre("same", type_="pulumi:pulumi:Stack"))
     events.handle(_pre("update", diffs=["sender_name", "__provider"]))
     policy = {
-        "message": "m", "color": "never", "policyName": "email-allowed-ports",
+        "message": "m", "color": "never", "policyName": ALLOWED_PORTS,
         "policyPackName": "qlik-email", "policyPackVersion": "0.1.0",
         "policyPackVersionTag": "", "enforcementLevel": "advisory",
     }
@@ -50,7 +51,7 @@ def test_fleet_automation_events_give_op_fields_policies_and_error() -> None:
     }))
     assert events.op == "update"
     assert events.changed == ["sender_name"]
-    assert events.violations == ["email-allowed-ports (advisory)"]
+    assert events.violations == [f"{ALLOWED_PORTS} (advisory)"]
     assert not events.mandatory()
     assert events.error() == "QlikAuthenticationError: 401 the API key was refused"
 
@@ -151,7 +152,7 @@ def test_fleet_automation_twenty_tenants_parallel_one_failing_isolated(
                 "email_address": "reports@example.com", "verify_connection": True,
             },
             "tenants": entries,
-            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+            "policy_config": {TENANT_URL: {"allowLocalhost": True}},
         }
         tenants_file = tmp_path / "tenants.yaml"
         tenants_file.write_text(yaml.safe_dump(document))

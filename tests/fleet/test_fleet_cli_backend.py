@@ -18,6 +18,7 @@ import yaml
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.cli import main
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools" / "bin"
@@ -77,7 +78,7 @@ def cli_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliFl
                 "verify_connection": True,
             },
             "tenants": tenants,
-            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+            "policy_config": {TENANT_URL: {"allowLocalhost": True}},
         }
         path = tmp_path / "tenants.yaml"
         path.write_text(yaml.safe_dump(document))
@@ -99,8 +100,8 @@ def test_fleet_cli_backend_gate_drift_and_destroy(cli_fleet: CliFleet, tmp_path:
     assert code == 5, out + err
     assert "through the Pulumi Automation API" in err
     assert _row(out, "south")[:2] == ["south", "blocked"]
-    assert "email-tls-required (mandatory)" in _row(out, "south")[3]
-    assert "blocked by a mandatory policy, nothing was written: email-tls-required" in out
+    assert f"{TLS_REQUIRED} (mandatory)" in _row(out, "south")[3]
+    assert f"blocked by a mandatory policy, nothing was written: {TLS_REQUIRED}" in out
     assert _row(out, "north")[:2] == ["north", "would create"]
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
 

@@ -15,6 +15,7 @@ import pytest
 
 from qlik_email_resource.fleet.cli import main
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS, TLS_REQUIRED
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "testing"
@@ -97,4 +98,4 @@ def test_fleet_examples_pip_installed_pack_runs_without_a_clone(tmp_path: Path) 
     assert Path(located) == site / "qlik_email_resource" / "policy_pack"
     with AnalyzerServer(located) as pack:
         names = {p.name for p in pack.info().policies}
-    assert {"email-tls-required", "email-allowed-ports"} <= names
+    assert {TLS_REQUIRED, ALLOWED_PORTS} <= names

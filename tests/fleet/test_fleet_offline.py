@@ -14,6 +14,7 @@ import yaml
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.cli import main
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS, TENANT_URL, TLS_REQUIRED
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "policies")
@@ -67,7 +68,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 "verify_connection": True,
             },
             "tenants": tenants,
-            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+            "policy_config": {TENANT_URL: {"allowLocalhost": True}},
         }
         path = work / "tenants.yaml"
         path.write_text(yaml.safe_dump(document))
@@ -190,7 +191,7 @@ def test_fleet_offline_policy_violation_blocks_only_that_tenant(
     assert run.code == 5  # the Pulumi CLI's exit code for a policy violation
     row = run.row("tenant-05")
     assert row[:2] == ["tenant-05", "blocked"]
-    assert "email-tls-required (mandatory)" in row[3]
+    assert f"{TLS_REQUIRED} (mandatory)" in row[3]
     assert run.row("tenant-06")[:2] == ["tenant-06", "created"]
     assert {r["tenant"] for r in _writes(emu)} == {"tenant-06"}
 
@@ -362,16 +363,16 @@ def test_fleet_offline_destroy_asks_before_deleting_many(fleet: Fleet, tmp_path:
     [
         ({"email-tls-requird": {"allowStartTls": False}},
          "policy_config.email-tls-requird: no policy of this name in the policy pack "
-         "(did you mean 'email-tls-required'?)"),
-        ({"email-allowed-ports": {"allowedPort": [465]}},
-         "policy_config.email-allowed-ports.allowedPort: unknown setting "
+         f"(did you mean '{TLS_REQUIRED}'?)"),
+        ({ALLOWED_PORTS: {"allowedPort": [465]}},
+         f"policy_config.{ALLOWED_PORTS}.allowedPort: unknown setting "
          "(did you mean 'allowedPorts'?)"),
-        ({"email-allowed-ports": {"allowedPorts": "465"}},
-         "policy_config.email-allowed-ports.allowedPorts: '465' is not of type 'array'"),
-        ({"email-allowed-ports": {"allowedPorts": [465, "x"]}},
-         "policy_config.email-allowed-ports.allowedPorts.1: 'x' is not of type 'integer'"),
-        ({"email-tls-required": "mandatroy"},
-         "policy_config.email-tls-required.enforcementLevel: 'mandatroy' is not an "
+        ({ALLOWED_PORTS: {"allowedPorts": "465"}},
+         f"policy_config.{ALLOWED_PORTS}.allowedPorts: '465' is not of type 'array'"),
+        ({ALLOWED_PORTS: {"allowedPorts": [465, "x"]}},
+         f"policy_config.{ALLOWED_PORTS}.allowedPorts.1: 'x' is not of type 'integer'"),
+        ({TLS_REQUIRED: "mandatroy"},
+         f"policy_config.{TLS_REQUIRED}.enforcementLevel: 'mandatroy' is not an "
          "enforcement level"),
         ({"all": "strict"}, "policy_config.all.enforcementLevel: 'strict' is not"),
     ],
@@ -410,13 +411,13 @@ def test_fleet_offline_shorthand_levels_and_all_reach_the_pack(
                                                      "server_port": 2587}
         # every policy advisory: the plain-SMTP tenant is reported, not blocked
         document["policy_config"] = {"all": "advisory",
-                                     "email-tenant-url": {"allowLocalhost": True}}
+                                     TENANT_URL: {"allowLocalhost": True}}
 
     relaxed = _edited(fleet, tmp_path, edit)
     run = _run(relaxed, "preview", tmp_path / "state", "--tenant", "tenant-18")
     assert run.code == 0, run.out + run.err
     assert run.row("tenant-18")[:2] == ["tenant-18", "would create"]
-    assert "email-tls-required (advisory)" in run.row("tenant-18")[3]
+    assert f"{TLS_REQUIRED} (advisory)" in run.row("tenant-18")[3]
 
 
 def test_fleet_offline_error_hint_names_the_tenants_file_key(

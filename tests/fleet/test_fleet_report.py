@@ -16,8 +16,9 @@ from qlik_email_resource.fleet.report import (
     render_table,
     write_json,
 )
+from qlik_email_resource.policy_pack.rules import ALLOWED_PORTS
 
-ADVISORY = PolicyFinding("email-allowed-ports", "advisory", "TenantEmailConfig fails ...")
+ADVISORY = PolicyFinding(ALLOWED_PORTS, "advisory", "TenantEmailConfig fails ...")
 
 
 def _results() -> list[TenantResult]:
@@ -38,7 +39,7 @@ def test_fleet_report_table_has_a_row_per_tenant_and_errors_below() -> None:
     assert lines[0].split() == ["TENANT", "RESULT", "CHANGED", "POLICY", "VERIFIED", "ERROR"]
     rows = [line.split()[0] for line in lines[2:6]]
     assert rows == ["alpha", "beta", "delta", "gamma"]  # sorted, readable
-    assert "email-allowed-ports (advisory)" in lines[2]
+    assert f"{ALLOWED_PORTS} (advisory)" in lines[2]
     assert "up: 4 tenants: 1 created, 1 failed, 2 updated" in table
     assert "  gamma: HTTP 500 from https://g/api/v1/transports" in table
     assert "1 of 4 tenants failed or were blocked" in table
@@ -81,7 +82,7 @@ def test_fleet_report_json_has_every_field_per_tenant(tmp_path: Path) -> None:
     # a secret change says only that it changed
     assert by_name["delta"]["changes"] == [{"field": "email_password", "secret": True}]
     assert by_name["alpha"]["policy"] == [
-        {"policy": "email-allowed-ports", "level": "advisory",
+        {"policy": ALLOWED_PORTS, "level": "advisory",
          "message": "TenantEmailConfig fails ..."}
     ]
     assert by_name["gamma"]["error"].startswith("HTTP 500")

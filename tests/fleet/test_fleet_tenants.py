@@ -9,6 +9,7 @@ import yaml
 
 from qlik_email_resource.fleet.cli import main
 from qlik_email_resource.fleet.tenants import CredentialError, TenantsFileError, load, parse
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED, VERIFY_ON_APPLY
 
 GOOD = {
     "defaults": {
@@ -29,7 +30,7 @@ GOOD = {
             "client_secret_env": "GLOBEX_SECRET",
         },
     },
-    "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+    "policy_config": {TENANT_URL: {"allowLocalhost": True}},
 }
 
 
@@ -54,7 +55,7 @@ def test_fleet_tenants_defaults_overrides_and_env_expansion() -> None:
     assert globex.url == "https://globex.us.qlikcloud.com"
     assert globex.auth == "oauth"
     assert globex.email["security_type"] == "StartTLS"
-    assert fleet.policy_config == {"email-tenant-url": {"allowLocalhost": True}}
+    assert fleet.policy_config == {TENANT_URL: {"allowLocalhost": True}}
 
 
 def test_fleet_tenants_resolve_reads_env_and_hides_secrets() -> None:
@@ -168,10 +169,10 @@ def test_fleet_tenants_port_refuses_what_the_resource_refuses(port: object) -> N
 @pytest.mark.parametrize(
     ("policy_config", "expected"),
     [
-        (["email-tls-required"], "policy_config: must map policy names"),
-        ({"email-tls-required": 3}, "policy_config.email-tls-required: must be an enforcement"),
-        ({"email-tls-required": {"enforcementLevel": "strict"}},
-         "policy_config.email-tls-required.enforcementLevel: 'strict' is not an enforcement"),
+        ([TLS_REQUIRED], "policy_config: must map policy names"),
+        ({TLS_REQUIRED: 3}, f"policy_config.{TLS_REQUIRED}: must be an enforcement"),
+        ({TLS_REQUIRED: {"enforcementLevel": "strict"}},
+         f"policy_config.{TLS_REQUIRED}.enforcementLevel: 'strict' is not an enforcement"),
         ({"all": {"enforcementLevel": "advisory", "allowedPorts": [1]}},
          "policy_config.all: `all` sets the enforcement level of every policy"),
     ],
@@ -184,7 +185,7 @@ def test_fleet_tenants_policy_config_shape_and_levels(policy_config: object, exp
 
 def test_fleet_tenants_policy_config_shorthand_is_a_level() -> None:
     data = {"tenants": {"t1": {"url": "https://a.example.com", "api_key_env": "K"}},
-            "policy_config": {"email-verify-on-apply": "mandatory", "all": "advisory"}}
+            "policy_config": {VERIFY_ON_APPLY: "mandatory", "all": "advisory"}}
     fleet = parse(data, "tenants.yaml", {})
-    assert fleet.policy_config == {"email-verify-on-apply": {"enforcementLevel": "mandatory"},
+    assert fleet.policy_config == {VERIFY_ON_APPLY: {"enforcementLevel": "mandatory"},
                                    "all": {"enforcementLevel": "advisory"}}

@@ -17,6 +17,7 @@ import yaml
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.fleet.cli import main
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED
 from tests.fleet.browser import chromium, dump_dom
 
 TENANTS = [f"shop-{i:02d}" for i in range(20)]
@@ -46,7 +47,7 @@ class Walk:
                 "verify_connection": True,
             },
             "tenants": tenants,
-            "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+            "policy_config": {TENANT_URL: {"allowLocalhost": True}},
         }
         self.file = self.write(self.document, "tenants.yaml")
         self.secrets = [self.smtp["password"], *(
@@ -127,7 +128,7 @@ def test_fleet_walkthrough_rollout_drift_gate_audit_destroy(walk: Walk, tmp_path
     code, out, _ = walk.run("preview", file=walk.write(bad, "bad.yaml"))
     assert code == 5, out
     assert _row(out, VIOLATING)[:2] == [VIOLATING, "blocked"]
-    assert "email-tls-required (mandatory)" in _row(out, VIOLATING)[3]
+    assert f"{TLS_REQUIRED} (mandatory)" in _row(out, VIOLATING)[3]
     assert walk.writes() == []
 
     # 4. the audit: what the tenants hold, one made non-compliant in the console
@@ -145,7 +146,7 @@ def test_fleet_walkthrough_rollout_drift_gate_audit_destroy(walk: Walk, tmp_path
     assert audit["summary"] == {"compliant": 19, "non-compliant": 1, "not configured": 0,
                                 "error": 0}
     assert audit["tenants"][0]["tenant"] == CONSOLE_PLAIN  # failing first
-    assert audit["rules"]["email-tls-required"] == {"level": "mandatory", "compliant": 19,
+    assert audit["rules"][TLS_REQUIRED] == {"level": "mandatory", "compliant": 19,
                                                     "judged": 20}
     html = page.read_text()
     for secret in walk.secrets:
