@@ -19,9 +19,9 @@ from pathlib import Path
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline import OfflineStack, Secret
 from qlik_email_resource.policy_pack import path as policy_pack_path
+from qlik_email_resource.policy_pack.rules import RESOURCE_TYPE, TENANT_URL
 
 PROGRAM = Path(__file__).resolve().parent  # the directory holding your __main__.py
-RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 
 
 def test_up_then_noop(qlik_emulator: Emulator, tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_up_then_noop(qlik_emulator: Emulator, tmp_path: Path) -> None:
         },
         state_file=tmp_path / "state.json",
         policy_packs=[str(policy_pack_path())],  # the pack that ships with the package
-        policy_config={"email-tenant-url": {"allowLocalhost": True}},
+        policy_config={TENANT_URL: {"allowLocalhost": True}},  # emulated tenants are local
         quiet=True,
     )
     with stack:
