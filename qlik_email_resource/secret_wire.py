@@ -22,9 +22,12 @@ def wrap(value: Any) -> dict[str, Any]:
 
 
 def is_wrapped(value: Any) -> bool:
-    """Whether ``value`` is a wire secret (only secrets carry the signature key on
-    this wire: Pulumi's other special values are not sent to a dynamic provider)."""
-    return isinstance(value, Mapping) and SIG_KEY in value
+    """Whether ``value`` is a wire secret: the one predicate of the package and its tests.
+
+    Strict like the SDK's ``rpc.is_rpc_secret``: the signature's value is compared too,
+    since Pulumi's other special values (assets, resource references) share its key.
+    """
+    return isinstance(value, Mapping) and value.get(SIG_KEY) == SECRET_SIG
 
 
 def unwrap(value: Any) -> Any:

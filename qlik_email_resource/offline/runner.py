@@ -64,12 +64,12 @@ from qlik_email_resource.offline.state import (
     ResourceState,
     StackState,
     StateFile,
-    is_secret,
     secret_keys,
     unwrap_all,
-    wrap_secret,
 )
 from qlik_email_resource.sdk_patches import unwrap_batch_setitems
+from qlik_email_resource.secret_wire import is_wrapped as is_secret
+from qlik_email_resource.secret_wire import wrap as wrap_secret
 
 Program = Callable[[], Any] | str | os.PathLike[str]
 

@@ -36,19 +36,9 @@ _CHECK_PLAINTEXT = b"qlik-offline-state"
 _SECURE = "secure"
 
 
-def wrap_secret(value: Any) -> dict[str, Any]:
-    return secret_wire.wrap(value)
-
-
-def is_secret(value: Any) -> bool:
-    # The SDK's own test (rpc.is_rpc_secret): the signature's value is compared too,
-    # since Pulumi's other special values (assets, resource references) share its key.
-    return isinstance(value, dict) and value.get(secret_wire.SIG_KEY) == secret_wire.SECRET_SIG
-
-
 def unwrap_all(value: Any) -> Any:
     """Every secret wrapper removed, at any depth (what a dynamic provider receives)."""
-    if is_secret(value):
+    if secret_wire.is_wrapped(value):
         return unwrap_all(value["value"])
     if isinstance(value, Mapping):
         return {k: unwrap_all(v) for k, v in value.items()}
@@ -63,7 +53,7 @@ def secret_keys(props: Mapping[str, Any]) -> set[str]:
 
 
 def _contains_secret(value: Any) -> bool:
-    if is_secret(value):
+    if secret_wire.is_wrapped(value):
         return True
     if isinstance(value, Mapping):
         return any(_contains_secret(v) for v in value.values())
@@ -75,7 +65,9 @@ def _contains_secret(value: Any) -> bool:
 def rewrap(props: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
     """Mark ``keys`` secret again, as the engine does for a provider's plain outputs."""
     return {
-        k: wrap_secret(unwrap_all(v)) if k in keys and v is not None and not is_secret(v) else v
+        k: secret_wire.wrap(unwrap_all(v))
+        if k in keys and v is not None and not secret_wire.is_wrapped(v)
+        else v
         for k, v in props.items()
     }
 
@@ -427,7 +419,7 @@ def _derive(passphrase: str, salt: str) -> bytes:
 
 
 def _encrypt(value: Any, fernet: Fernet) -> Any:
-    if is_secret(value):
+    if secret_wire.is_wrapped(value):
         plain = json.dumps(unwrap_all(value)).encode()
         return {_SECURE: fernet.encrypt(plain).decode()}
     if isinstance(value, Mapping):
@@ -443,7 +435,7 @@ def _decrypt(value: Any, fernet: Fernet) -> Any:
     if isinstance(value, Mapping):
         if set(value) == {_SECURE}:
             # InvalidToken goes to load(), which names the file and the key.
-            return wrap_secret(json.loads(fernet.decrypt(value[_SECURE].encode())))
+            return secret_wire.wrap(json.loads(fernet.decrypt(value[_SECURE].encode())))
         return {k: _decrypt(v, fernet) for k, v in value.items()}
     if isinstance(value, list):
         return [_decrypt(v, fernet) for v in value]

@@ -19,7 +19,7 @@ import requests
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.emulator.server import TenantInfo
 from qlik_email_resource.offline import Secret
-from qlik_email_resource.offline.state import is_secret
+from qlik_email_resource.secret_wire import is_wrapped as is_secret
 from tests.conformance.scenarios import (
     Action,
     DeleteConfig,

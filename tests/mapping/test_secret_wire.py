@@ -18,3 +18,11 @@ def test_wrap_and_unwrap_round_trip() -> None:
     assert secret_wire.unwrap(wrapped) == "pw"
     assert secret_wire.unwrap("plain") == "plain"
     assert not secret_wire.is_wrapped({"value": "pw"})
+
+
+def test_only_the_secret_signature_is_a_secret() -> None:
+    # Assets and resource references carry the same key with another signature.
+    asset = {secret_wire.SIG_KEY: rpc._special_asset_sig, "path": "a.txt"}
+    assert not secret_wire.is_wrapped(asset)
+    assert secret_wire.unwrap(asset) == asset
+    assert rpc.is_rpc_secret(secret_wire.wrap("pw"))

@@ -25,7 +25,8 @@ import yaml
 from cryptography.fernet import Fernet
 
 from qlik_email_resource.offline import OfflineRunError, OfflineStack
-from qlik_email_resource.offline.state import ResourceState, StackState, StateFile, wrap_secret
+from qlik_email_resource.offline.state import ResourceState, StackState, StateFile
+from qlik_email_resource.secret_wire import wrap as wrap_secret
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, STACK = "locktest", "dev"
@@ -147,7 +148,8 @@ def test_refresh_and_destroy_are_locked_too(
 RACE_WORKER = """\
 import json, sys, time
 from qlik_email_resource.offline import OfflineRunError
-from qlik_email_resource.offline.state import ResourceState, StateFile, wrap_secret
+from qlik_email_resource.offline.state import ResourceState, StateFile
+from qlik_email_resource.secret_wire import wrap as wrap_secret
 
 me, root, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)
