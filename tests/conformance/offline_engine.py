@@ -18,7 +18,7 @@ from qlik_email_resource.offline import (
     RunResult,
 )
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer
-from qlik_email_resource.offline.state import is_secret
+from qlik_email_resource.secret_wire import is_wrapped as is_secret
 from tests.conformance.observe import (
     MASK,
     PolicyDiagnostic,
