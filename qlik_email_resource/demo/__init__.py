@@ -17,7 +17,6 @@ demo's words), console.py (output), cli.py (options, exit codes).
 
 from qlik_email_resource.demo.cli import main
 from qlik_email_resource.demo.errors import DemoError
-from qlik_email_resource.demo.outcome import PROGRAM_KEYS
 from qlik_email_resource.demo.story import run_demo
 
-__all__ = ["PROGRAM_KEYS", "DemoError", "main", "run_demo"]
+__all__ = ["DemoError", "main", "run_demo"]

@@ -6,24 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qlik_email_resource.fleet.report import BLOCKED, FAILED, FieldChange, TenantResult
+from qlik_email_resource.mapping import FIELDS
 
-# The settings of examples/tenants.yaml by provider input name, with the repo
-# program's `email:` key for each (Pulumi.yaml; a test checks both sides).
-PROGRAM_KEYS = {
-    "server_address": "serverAddress",
-    "server_port": "serverPort",
-    "security_type": "securityType",
-    "username": "username",
-    "email_address": "emailAddress",
-    "email_password": "password",
-    "sender_name": "senderName",
-    "verify_connection": "verifyConnection",
-    "test_email_recipient": "testEmailRecipient",
-}
-# The settings the demo names in its lines. Outputs the tenant computes
-# (modification_time...) are left out, and so is the password: it is write-only,
-# so no read can tell whether it drifted.
-NAMED_SETTINGS = frozenset(PROGRAM_KEYS) - {"email_password"}
+# The settings the demo names in its lines: every input of the field table but the
+# secrets (the password is write-only, so no read can tell whether it drifted) and the
+# tenant's URL (which tenant a stack is, not one of its settings). Outputs the tenant
+# computes (modification_time...) are no inputs.
+NAMED_SETTINGS = frozenset(f.name for f in FIELDS if not f.secret and f.name != "tenant_url")
 
 
 @dataclass(frozen=True)

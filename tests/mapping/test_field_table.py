@@ -4,7 +4,7 @@ Only the lists that are facts of their own are pinned to literals (secrets, writ
 fields, Qlik's PATCH paths, control inputs); the rest is checked by the table's
 invariants, so adding a field edits no test here. The typed resource
 (TenantEmailConfigArgs, the output annotations), the repo program (__main__.py,
-Pulumi.yaml), the demo's keys and the fleet's tenants-file keys are written out for
+Pulumi.yaml) and the fleet's tenants-file keys are written out for
 their readers; they are checked against the table.
 """
 
@@ -157,7 +157,7 @@ def test_tenants_file_email_keys_are_the_table_inputs() -> None:
     assert frozenset({"email_password_env", "client_secret_env"}) == tenants.EMAIL_ENV_KEYS
 
 
-# --- the repo program, its Pulumi.yaml, and the demo ------------------------------------------
+# --- the repo program and its Pulumi.yaml ------------------------------------------------
 
 
 def _camel(name: str) -> str:
@@ -213,14 +213,6 @@ def test_pulumi_yaml_declares_the_program_keys_and_their_secrets() -> None:
     kinds = {"string": str, "integer": int, "boolean": bool}
     for name, key in settings.items():
         assert kinds[declared[key]["type"]] is mapping.FIELD_BY_NAME[name].kind, key
-
-
-def test_demo_keys_are_the_program_keys() -> None:
-    from qlik_email_resource.demo import PROGRAM_KEYS as DEMO_KEYS
-
-    assert set(DEMO_KEYS) <= set(INPUTS)
-    assert {name: PROGRAM_KEYS[name] for name in DEMO_KEYS} == dict(DEMO_KEYS)
-    assert dict(DEMO_KEYS) == _program_settings()
 
 
 # --- copies that must stay copies -------------------------------------------------------------
