@@ -19,6 +19,7 @@ from typing import Any
 
 from qlik_email_resource.emulator import Emulator
 from qlik_email_resource.offline import Secret
+from qlik_email_resource.policy_pack.rules import RESOURCE_TYPE
 from tests.cli.clienv import CliEnv, CliProject, why_no_cli
 from tests.conformance.observe import (
     MASK,
@@ -35,7 +36,6 @@ from tests.conformance.scenarios import (
     OK,
     POLICY_CONFIG,
     PROGRAMS,
-    RESOURCE_TYPE,
     ROOT,
     Scenario,
 )

@@ -18,6 +18,7 @@ from qlik_email_resource.offline import (
     RunResult,
 )
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer
+from qlik_email_resource.policy_pack.rules import RESOURCE_TYPE
 from qlik_email_resource.secret_wire import is_wrapped as is_secret
 from tests.conformance.observe import (
     MASK,
@@ -34,7 +35,6 @@ from tests.conformance.scenarios import (
     OK,
     POLICY_CONFIG,
     PROGRAMS,
-    RESOURCE_TYPE,
     Scenario,
 )
 

@@ -24,11 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from qlik_email_resource.offline import Secret
+from qlik_email_resource.policy_pack.rules import (
+    ALLOWED_PORTS,
+    ONE_CONFIG_PER_TENANT,
+    TENANT_URL,
+    TLS_REQUIRED,
+    VERIFY_ON_APPLY,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # `main`: the repository's program; `multi`: resources described by config.
 PROGRAMS = {"main": ROOT, "multi": Path(__file__).resolve().parent / "program"}
-RESOURCE_TYPE = "pulumi-python:dynamic/qlik:TenantEmailConfig"
 
 OK, BLOCKED, FAILED = "ok", "blocked", "failed"
 MANDATORY, ADVISORY = "mandatory", "advisory"
@@ -36,7 +42,7 @@ MANDATORY, ADVISORY = "mandatory", "advisory"
 # The tutorial's Amazon SES relay; the emulator routes it to its own SMTP server.
 SES = "email-smtp.eu-west-2.amazonaws.com"
 # The same for every scenario, so that one policy pack server serves the corpus.
-POLICY_CONFIG: dict[str, dict[str, Any]] = {"email-tenant-url": {"allowLocalhost": True}}
+POLICY_CONFIG: dict[str, dict[str, Any]] = {TENANT_URL: {"allowLocalhost": True}}
 
 
 # -- emulator set-up, done before a step ------------------------------------------------
@@ -237,13 +243,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     main(
         "policy-mandatory", "a mandatory policy blocks up before anything is written",
         Step("up", expect=BLOCKED, policies=policies(
-            ("email-tls-required", MANDATORY), ("email-allowed-ports", MANDATORY),
+            (TLS_REQUIRED, MANDATORY), (ALLOWED_PORTS, MANDATORY),
         )),
         email__securityType="none", email__serverPort="25",
     ),
     main(
         "policy-advisory", "an advisory policy reports and up goes ahead",
-        Step("up", ops=("create",), policies=policies(("email-verify-on-apply", ADVISORY))),
+        Step("up", ops=("create",), policies=policies((VERIFY_ON_APPLY, ADVISORY))),
         email__verifyConnection="false",
     ),
     multi(
@@ -255,17 +261,17 @@ SCENARIOS: tuple[Scenario, ...] = (
                 email("second", "B", verify_connection={"output": ["first", "is_valid"]}),
             ),
             ops=("create", "create"),
-            policies=policies(("email-verify-on-apply", ADVISORY)),
+            policies=policies((VERIFY_ON_APPLY, ADVISORY)),
         ),
         # `up` previews first, so the unknown shows there too.
         Step("up", ops=("create", "create"),
-             policies=policies(("email-verify-on-apply", ADVISORY))),
+             policies=policies((VERIFY_ON_APPLY, ADVISORY))),
     ),
     multi(
         "policy-stack", "two configs on one tenant: the stack policy blocks up",
         Step(
             "up", config=resources(email("first", "A"), email("second", "A")),
-            expect=BLOCKED, policies=policies(("email-one-config-per-tenant", MANDATORY)),
+            expect=BLOCKED, policies=policies((ONE_CONFIG_PER_TENANT, MANDATORY)),
         ),
         tenants=("A",),
     ),
