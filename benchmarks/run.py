@@ -43,6 +43,7 @@ from pulumi.runtime.proto import provider_pb2 as P
 
 from qlik_email_resource.offline.grpc_servers import ProviderServer, from_struct
 from qlik_email_resource.offline.provider_driver import ProviderDriver, serialized_provider
+from qlik_email_resource.policy_pack.rules import TENANT_URL
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -307,7 +308,7 @@ def fleet_files(
             "email_password_env": "BENCH_SMTP_PASSWORD", "verify_connection": True,
         },
         "tenants": tenants,
-        "policy_config": {"email-tenant-url": {"allowLocalhost": True}},
+        "policy_config": {TENANT_URL: {"allowLocalhost": True}},
     }
     path = folder / "tenants.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -522,7 +523,7 @@ def one_stack_noop(emu: EmulatorProcess, folder: Path, runs: int) -> tuple[list[
              "email:serverPort": "465", "email:username": smtp["username"],
              "email:emailAddress": "reports@example.com"}
     secret = {"qlik:apiKey": tenant["api_key"], "email:password": smtp["password"]}
-    policy = {"email-tenant-url": {"allowLocalhost": True}}
+    policy = {TENANT_URL: {"allowLocalhost": True}}
     folder.mkdir(parents=True, exist_ok=True)
     policy_file = folder / "policy.json"
     policy_file.write_text(json.dumps(policy))
