@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 from tests.cli.clienv import find_cli, needs_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def _check_output(out: str) -> None:
     assert re.search(r"^    acme: the tenant now holds .* isValid=True$", out, re.M), out
     # the pack blocks a change to plain SMTP, and the tenant is not touched
     assert re.search(
-        r"^    demo: blocked by email-tls-required \(mandatory\).*nothing was sent", out, re.M
+        rf"^    demo: blocked by {TLS_REQUIRED} \(mandatory\).*nothing was sent", out, re.M
     ), out
     # both test mails reached the inbox (the demo reads the emulator's mailbox)
     assert "Test mail from Qlik tenant demo" in out

@@ -24,11 +24,11 @@ from qlik_email_resource.offline import (
     Secret,
 )
 from qlik_email_resource.offline.grpc_servers import AnalyzerServer, ProviderServer
-from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
+from qlik_email_resource.policy_pack.rules import TENANT_URL, TLS_REQUIRED
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = {"PUT", "PATCH", "POST", "DELETE"}
-POLICY_CONFIG = {"email-tenant-url": {"allowLocalhost": True}}
+POLICY_CONFIG = {TENANT_URL: {"allowLocalhost": True}}
 EMAIL_PATH = "/api/v1/transports/email-config"
 
 
