@@ -1,18 +1,17 @@
-"""The demo's emulated Qlik: start and stop it, its environment, a tenant's client, its inbox."""
+"""The demo's emulated Qlik: start and stop it, its environment, its inbox."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qlik_email_resource.demo.console import Console
 from qlik_email_resource.demo.errors import DemoError
-from qlik_email_resource.fleet.tenants import ResolvedTenant
 
 if TYPE_CHECKING:
     from qlik_email_resource.emulator import Emulator
@@ -57,27 +56,6 @@ def emulator_environ(emu: Emulator) -> dict[str, str]:
         "QLIK_EMULATOR_SMTP_PASSWORD": info["smtp"]["password"],
         **{f"QLIK_{name.upper()}_API_KEY": t["api_key"] for name, t in info["tenants"].items()},
     }
-
-
-@contextmanager
-def tenant_client(resolved: ResolvedTenant) -> Iterator[Any]:
-    """The provider's own HTTP client for a tenant, to read what it holds."""
-    from qlik_email_resource.client import QlikClient
-    from qlik_email_resource.settings import Settings
-
-    client = QlikClient(
-        Settings(tenant_url=resolved.tenant.url, api_key=resolved.api_key,
-                 ca_bundle=resolved.tenant.ca_bundle)
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def sender_name(config: Mapping[str, Any]) -> Any:
-    provider = config.get("providerConfig") or {}
-    return provider.get("senderName", config.get("senderName"))
 
 
 def wait_for_mail(emu: Emulator, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:

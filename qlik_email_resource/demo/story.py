@@ -12,15 +12,15 @@ from qlik_email_resource.demo.console import Console
 from qlik_email_resource.demo.emulated import (
     emulator_environ,
     running_emulator,
-    sender_name,
-    tenant_client,
     wait_for_mail,
 )
 from qlik_email_resource.demo.errors import DemoError
 from qlik_email_resource.demo.outcome import StackRun, named_settings, ops
 from qlik_email_resource.demo.stacks import DemoStacks
 from qlik_email_resource.emulator.admin import inbox_html
+from qlik_email_resource.fleet.live import client_for
 from qlik_email_resource.fleet.tenants import ResolvedTenant, load
+from qlik_email_resource.mapping import flatten
 from qlik_email_resource.policy_pack.rules import TLS_REQUIRED
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Story:
             run = self._run("up", resolved)
             self.console.info(f"{resolved.tenant.name}: {ops(run.result)}")
         for resolved in self.tenants:
-            with tenant_client(resolved) as client:
+            with closing(client_for(resolved)) as client:
                 config = client.get_config()
             self.console.info(
                 f"{resolved.tenant.name}: the tenant now holds server "
@@ -151,7 +151,7 @@ class Story:
         self.console.step("Send a test email from each tenant")
         self.emu.clear_mailbox()
         for resolved in self.tenants:
-            with tenant_client(resolved) as client:
+            with closing(client_for(resolved)) as client:
                 answer = client.send_test_email(
                     RECIPIENT,
                     f"Test mail from Qlik tenant {resolved.tenant.name}",
@@ -173,7 +173,7 @@ class Story:
             f"Drift: change {field_name} of tenant {DRIFT_TENANT} behind Pulumi's back"
         )
         drifted = next(t for t in self.tenants if t.tenant.name == DRIFT_TENANT)
-        with tenant_client(drifted) as client:
+        with closing(client_for(drifted)) as client:
             current = dict(client.get_config().get("providerConfig") or {})
         # A console edit changes one field and keeps the stored password; the
         # emulator's set_config replaces the whole config, so send all of it.
@@ -194,8 +194,8 @@ class Story:
         self.console.info(f"up: {ops(run.result)}")
         if run.result.changes and field_name not in named_settings(run.result.changes):
             raise DemoError(f"up did not change {field_name} back")
-        with tenant_client(drifted) as client:
-            now = sender_name(client.get_config())
+        with closing(client_for(drifted)) as client:
+            now = flatten(client.get_config())["sender_name"]
         wanted = drifted.tenant.email.get(field_name)
         if now != wanted:
             raise DemoError(f"{field_name} is {now!r} after up, expected {wanted!r}")
